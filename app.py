@@ -1,0 +1,21 @@
+"""mathocr's app: the entry point that frames every page (``./run.sh`` starts it)."""
+
+import streamlit as st
+
+st.set_page_config(page_title="mathocr", page_icon=":material/functions:", layout="wide")
+
+# Each page is a script in pages/; a page joins the app by being listed here.
+PAGES = {
+    "": [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    ],
+    "Recognize": [
+    ],
+    "Explore": [
+        st.Page("pages/datasets.py", title="Datasets", icon=":material/dataset:"),
+    ],
+    "Train": [
+    ],
+}
+
+st.navigation({section: pages for section, pages in PAGES.items() if pages}).run()

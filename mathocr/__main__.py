@@ -1,0 +1,3 @@
+from mathocr.cli import main
+
+raise SystemExit(main())

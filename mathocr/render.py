@@ -1,0 +1,228 @@
+"""Ink to images: the one way pen strokes, canvas drawings and uploaded bitmaps reach a model.
+
+Every image here is a PIL ``"L"`` image the way a person sees it: white paper (255), black ink
+(0). ``ink_array`` turns one into what the models read: float32 ink intensity in [0, 1].
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+
+# Above this many pixels an upload is refused before it is decoded (a 12,000 x 12,000 scan).
+MAX_UPLOAD_PIXELS = 150_000_000
+# Uploads are shrunk to at most this side before any processing.
+MAX_WORKING_SIDE = 2048
+
+
+class ImageError(ValueError):
+    """An image that cannot be used: not an image, corrupt, empty, or absurdly large."""
+
+
+def _as_strokes(strokes: Iterable[np.ndarray]) -> list[np.ndarray]:
+    out = []
+    for stroke in strokes:
+        arr = np.asarray(stroke, dtype=np.float32).reshape(-1, 2)
+        if len(arr):
+            out.append(arr)
+    return out
+
+
+def render_strokes(
+    strokes: Iterable[np.ndarray],
+    height: int = 64,
+    width: int | None = None,
+    max_width: int | None = None,
+    stroke_width: float = 2.0,
+    margin: int = 2,
+    supersample: int = 3,
+) -> Image.Image:
+    """Draw strokes into a grayscale image, scaled to fit, aspect ratio kept, centred.
+
+    With ``width`` the image is ``height x width`` (a symbol: ``render_strokes(s, 32, 32)``);
+    without it the width follows the ink's aspect ratio (an expression), capped at ``max_width``.
+    ``stroke_width`` is in output pixels, so thin and thick pens can be simulated.
+    """
+    strokes = _as_strokes(strokes)
+    if not strokes:
+        raise ValueError("no ink to render")
+    points = np.concatenate(strokes)
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    extent_w, extent_h = float(hi[0] - lo[0]), float(hi[1] - lo[1])
+
+    pad = margin + stroke_width / 2
+    box_h = max(height - 2 * pad, 1.0)
+    box_w = None if width is None else max(width - 2 * pad, 1.0)
+    if width is None and max_width is not None:
+        box_w = max(max_width - 2 * pad, 1.0)
+
+    candidates = []
+    if extent_h > 0:
+        candidates.append(box_h / extent_h)
+    if extent_w > 0 and box_w is not None:
+        candidates.append(box_w / extent_w)
+    if not candidates:  # a single point, or a horizontal line with no width limit
+        candidates.append(box_h / extent_w if extent_w > 0 else 1.0)
+    scale = min(candidates)
+
+    out_w = width if width is not None else int(math.ceil(extent_w * scale + 2 * pad))
+    out_w = max(out_w, 1)
+    offset_x = (out_w - extent_w * scale) / 2
+    offset_y = (height - extent_h * scale) / 2
+
+    s = supersample
+    canvas = Image.new("L", (out_w * s, height * s), 255)
+    draw = ImageDraw.Draw(canvas)
+    line_w = max(1, int(round(stroke_width * s)))
+    radius = line_w / 2
+    for stroke in strokes:
+        xy = (stroke - lo) * scale
+        xy[:, 0] += offset_x
+        xy[:, 1] += offset_y
+        xy *= s
+        pts = [tuple(p) for p in xy.tolist()]
+        if len(pts) > 1:
+            draw.line(pts, fill=0, width=line_w, joint="curve")
+        for x, y in (pts[0], pts[-1]):  # round caps, and dots for one-point strokes
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=0)
+    if s > 1:
+        canvas = canvas.resize((out_w, height), Image.Resampling.BOX)
+    return canvas
+
+
+def ink_array(image: Image.Image) -> np.ndarray:
+    """A model's input from a paper-like image: float32 ``(h, w)``, 1.0 where there is ink."""
+    return 1.0 - np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def augment_strokes(
+    strokes: Sequence[np.ndarray],
+    rng: np.random.Generator,
+    rotate_deg: float = 5.0,
+    shear: float = 0.2,
+    scale: float = 0.1,
+    jitter: float = 0.01,
+) -> list[np.ndarray]:
+    """A plausible other handwriting of the same ink: a random affine map (rotation, slant,
+    anisotropic scale) of the whole, and a small random shift of each stroke (``jitter`` is a
+    fraction of the ink's height)."""
+    strokes = _as_strokes(strokes)
+    points = np.concatenate(strokes)
+    centre = (points.min(axis=0) + points.max(axis=0)) / 2
+    size = float(max(np.ptp(points[:, 1]), np.ptp(points[:, 0]) / 4, 1e-6))
+    angle = math.radians(rng.uniform(-rotate_deg, rotate_deg))
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    slant = np.array([[1.0, rng.uniform(-shear, shear)], [0.0, 1.0]])
+    stretch = np.diag(1.0 + rng.uniform(-scale, scale, size=2))
+    matrix = (rot @ slant @ stretch).astype(np.float32)
+    out = []
+    for stroke in strokes:
+        shift = rng.normal(0.0, jitter * size, size=2).astype(np.float32)
+        out.append((stroke - centre) @ matrix.T + centre + shift)
+    return out
+
+
+def strokes_from_fabric(json_data: dict | None) -> list[np.ndarray]:
+    """Pen strokes from a fabric.js canvas description (what streamlit-drawable-canvas returns
+    as ``json_data`` in free-draw mode). Paths are ``[["M", x, y], ["Q", cx, cy, x, y], ...,
+    ["L", x, y]]``; each path becomes one stroke of its end points, offset by the object's
+    position the way fabric.js places it."""
+    strokes = []
+    for obj in (json_data or {}).get("objects", []):
+        if obj.get("type") != "path" or not obj.get("path"):
+            continue
+        points = []
+        for command in obj["path"]:
+            if len(command) >= 3:
+                points.append((float(command[-2]), float(command[-1])))
+        if not points:
+            continue
+        arr = np.asarray(points, dtype=np.float32)
+        # fabric stores a path's coordinates relative to its pathOffset, drawn at left/top
+        if "pathOffset" in obj and obj["pathOffset"]:
+            offset = obj["pathOffset"]
+            origin_x = float(obj.get("left", 0)) + float(obj.get("width", 0)) / 2
+            origin_y = float(obj.get("top", 0)) + float(obj.get("height", 0)) / 2
+            arr = arr - np.float32([offset["x"], offset["y"]]) + np.float32([origin_x, origin_y])
+        strokes.append(arr)
+    return strokes
+
+
+def load_image(data: bytes) -> Image.Image:
+    """Decode an uploaded file into a paper-like grayscale image (white background, dark ink).
+
+    Transparent areas become white; a light-on-dark image (chalk, a dark-mode screenshot) is
+    inverted. Raises ``ImageError`` with a message a user can act on.
+    """
+    if not data:
+        raise ImageError("the file is empty")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            w, h = probe.size
+            if w * h > MAX_UPLOAD_PIXELS:
+                raise ImageError(f"the image is {w} x {h} pixels; the limit is {MAX_UPLOAD_PIXELS:,} pixels")
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ImageError(f"this file is not an image that can be read ({type(err).__name__}: {err})") from None
+    image = ImageOps.exif_transpose(image)
+    if max(image.size) > MAX_WORKING_SIDE:
+        image.thumbnail((MAX_WORKING_SIDE, MAX_WORKING_SIDE), Image.Resampling.LANCZOS)
+    return paper_image(image)
+
+
+def paper_image(image: Image.Image) -> Image.Image:
+    """Any PIL image (RGB, RGBA, palette, 16-bit...) as grayscale with white paper and dark ink."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    if image.mode in ("I", "I;16", "F"):
+        arr = np.asarray(image, dtype=np.float64)
+        span = arr.max() - arr.min()
+        arr = (arr - arr.min()) / span * 255 if span else np.full_like(arr, 255)
+        image = Image.fromarray(arr.astype(np.uint8))
+    gray = image.convert("L")
+    arr = np.asarray(gray)
+    # the paper is the majority: judge light or dark by the border pixels
+    border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+    if np.median(border) < 128:
+        gray = ImageOps.invert(gray)
+    return gray
+
+
+def fit_bitmap(
+    image: Image.Image,
+    height: int = 64,
+    width: int | None = None,
+    max_width: int | None = None,
+    margin: int = 2,
+    threshold: int = 200,
+) -> Image.Image:
+    """Crop a paper-like image to its ink and scale it the way ``render_strokes`` scales ink:
+    aspect ratio kept, fitted to ``height`` (and ``width`` or ``max_width``), centred.
+    Raises ``ImageError`` when there is no ink at all."""
+    gray = image.convert("L")
+    arr = np.asarray(gray)
+    ys, xs = np.nonzero(arr < threshold)
+    if len(xs) == 0:
+        raise ImageError("the image is blank: no ink found")
+    crop = gray.crop((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
+    cw, ch = crop.size
+    box_h = max(height - 2 * margin, 1)
+    limit_w = width if width is not None else max_width
+    scale = box_h / ch
+    if limit_w is not None:
+        scale = min(scale, max(limit_w - 2 * margin, 1) / cw)
+    new_w, new_h = max(1, round(cw * scale)), max(1, round(ch * scale))
+    resized = crop.resize((new_w, new_h), Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+    out_w = width if width is not None else new_w + 2 * margin
+    out = Image.new("L", (out_w, height), 255)
+    out.paste(resized, ((out_w - new_w) // 2, (height - new_h) // 2))
+    return out
