@@ -1,0 +1,180 @@
+"""Typeset formulas to images: real LaTeX (latex + dvipng) where installed, else matplotlib's mathtext.
+
+im2latex's formulas come without their images; they are rendered here, once, and cached on disk
+(``render_formula_set``), in parallel across the cores. Every image is a paper-like grayscale PIL
+image cropped to the ink with a small white margin, the same form ``mathocr.render`` gives ink.
+
+Real LaTeX needs Debian's ``texlive-latex-base texlive-latex-extra texlive-fonts-recommended
+cm-super-minimal dvipng`` (``./test.sh`` installs them). Without them, mathtext draws the formulas
+it can (not ``\\begin{array}``, ``\\limits``, ``\\over`` and other macros it lacks) and each image
+is marked with the engine that drew it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+LATEX_PREAMBLE = r"""\documentclass[12pt]{article}
+\usepackage{amsmath,amssymb,amsfonts,bm}
+\pagestyle{empty}
+\begin{document}
+"""
+ENGINES = ("latex", "mathtext")
+TIMEOUT_S = 20
+
+
+class TypesetError(ValueError):
+    """A formula that the engine could not draw (the message says why)."""
+
+
+def latex_available() -> bool:
+    return shutil.which("latex") is not None and shutil.which("dvipng") is not None
+
+
+def default_engine() -> str:
+    return "latex" if latex_available() else "mathtext"
+
+
+def _crop(image: Image.Image, margin: int = 4) -> Image.Image:
+    gray = image.convert("L")
+    arr = np.asarray(gray)
+    ys, xs = np.nonzero(arr < 250)
+    if len(xs) == 0:
+        raise TypesetError("the formula renders to nothing")
+    crop = gray.crop((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1))
+    out = Image.new("L", (crop.width + 2 * margin, crop.height + 2 * margin), 255)
+    out.paste(crop, (margin, margin))
+    return out
+
+
+def render_latex(formula: str, dpi: int = 200) -> Image.Image:
+    """Draw a formula (math mode content, no ``$``) with latex and dvipng."""
+    if not latex_available():
+        raise TypesetError("LaTeX is not installed (latex and dvipng are needed)")
+    with tempfile.TemporaryDirectory(prefix="mathocr-tex-") as tmp:
+        tex = Path(tmp) / "f.tex"
+        tex.write_text(LATEX_PREAMBLE + "\\[\n" + formula + "\n\\]\n\\end{document}\n")
+        try:
+            result = subprocess.run(
+                ["latex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "f.tex"],
+                cwd=tmp, capture_output=True, timeout=TIMEOUT_S, text=True, errors="replace",
+            )
+        except subprocess.TimeoutExpired:
+            raise TypesetError(f"latex took longer than {TIMEOUT_S} s") from None
+        if result.returncode != 0 or not (Path(tmp) / "f.dvi").exists():
+            errors = [line for line in result.stdout.splitlines() if line.startswith("!")]
+            raise TypesetError(f"latex failed: {errors[0] if errors else 'no output'}")
+        try:
+            subprocess.run(["dvipng", "-T", "tight", "-D", str(dpi), "-bg", "White", "-fg", "Black", "-gray",
+                            "-o", "f.png", "f.dvi"], cwd=tmp, capture_output=True, timeout=TIMEOUT_S, check=True)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+            raise TypesetError(f"dvipng failed: {err}") from None
+        with Image.open(Path(tmp) / "f.png") as png:
+            return _crop(png.convert("L"))
+
+
+def render_mathtext(formula: str, dpi: int = 200) -> Image.Image:
+    """Draw a formula with matplotlib's mathtext (no TeX needed; not every macro)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import mathtext
+    from matplotlib.font_manager import FontProperties
+
+    buffer = io.BytesIO()
+    try:
+        mathtext.math_to_image(f"${formula}$", buffer, prop=FontProperties(size=12), dpi=dpi, format="png")
+    except (ValueError, RuntimeError, KeyError) as err:
+        message = str(err).strip().splitlines()
+        raise TypesetError(f"mathtext cannot draw it: {message[-1] if message else type(err).__name__}") from None
+    buffer.seek(0)
+    with Image.open(buffer) as png:
+        return _crop(png.convert("L"))
+
+
+def render_formula(formula: str, engine: str | None = None, dpi: int = 200) -> Image.Image:
+    """Draw a formula with the chosen engine (default: latex if installed, else mathtext)."""
+    engine = engine or default_engine()
+    if engine == "latex":
+        return render_latex(formula, dpi)
+    if engine == "mathtext":
+        return render_mathtext(formula, dpi)
+    raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+
+
+@dataclass
+class RenderedSet:
+    """Where a rendered formula set lives: ``<dir>/<id>.png`` and ``index.json`` (which ids were
+    drawn, which failed and why, with which engine and how long it took)."""
+
+    directory: Path
+    engine: str
+    rendered: list[str]
+    failed: dict[str, str]
+    seconds: float
+
+    def image_path(self, formula_id: str) -> Path:
+        return self.directory / f"{Path(formula_id).stem}.png"
+
+
+def _render_one(job: tuple[str, str, str, int, str]) -> tuple[str, str | None]:
+    formula_id, formula, engine, dpi, directory = job
+    try:
+        image = render_formula(formula, engine, dpi)
+    except TypesetError as err:
+        return formula_id, str(err)
+    image.save(Path(directory) / f"{Path(formula_id).stem}.png", optimize=True)
+    return formula_id, None
+
+
+def render_formula_set(formulas: Sequence[tuple[str, str]], directory: str | os.PathLike, engine: str | None = None,
+                       dpi: int = 200, workers: int | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> RenderedSet:
+    """Render ``(id, latex)`` pairs into ``directory``, skipping those already there (so an
+    interrupted rendering continues). Failures are counted with their reason, never raised."""
+    engine = engine or default_engine()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    index_file = directory / "index.json"
+    index = json.loads(index_file.read_text()) if index_file.exists() else {"failed": {}}
+    if index.get("engine", engine) != engine:
+        raise ValueError(f"{directory} holds images drawn by {index['engine']}, not {engine}")
+    failed: dict[str, str] = dict(index.get("failed", {}))
+    todo = [(fid, latex, engine, dpi, str(directory)) for fid, latex in formulas
+            if fid not in failed and not (directory / f"{Path(fid).stem}.png").exists()]
+    start = time.perf_counter()
+    done = len(formulas) - len(todo)
+    if progress:
+        progress(done, len(formulas))
+    workers = workers or os.cpu_count() or 1
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for i, (fid, error) in enumerate(pool.map(_render_one, todo, chunksize=8), 1):
+            if error:
+                failed[fid] = error
+            if progress and (i % 25 == 0 or i == len(todo)):
+                progress(done + i, len(formulas))
+            if i % 500 == 0:
+                _write_index(index_file, engine, dpi, failed, index.get("seconds", 0) + time.perf_counter() - start)
+    seconds = index.get("seconds", 0) + time.perf_counter() - start
+    _write_index(index_file, engine, dpi, failed, seconds)
+    rendered = [fid for fid, _ in formulas if fid not in failed and (directory / f"{Path(fid).stem}.png").exists()]
+    return RenderedSet(directory, engine, rendered, failed, seconds)
+
+
+def _write_index(path: Path, engine: str, dpi: int, failed: dict, seconds: float) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"engine": engine, "dpi": dpi, "failed": failed, "seconds": round(seconds, 1)}))
+    os.replace(tmp, path)
