@@ -111,7 +111,8 @@ def list_runs(kind: str | None = None, root: Path | None = None) -> list[Run]:
     if not root.is_dir():
         return []
     kinds = [root / kind] if kind else [p for p in root.iterdir() if p.is_dir()]
-    runs = [Run(p) for k in kinds if k.is_dir() for p in k.iterdir() if (p / "config.json").exists()]
+    runs = [Run(p) for k in kinds if k.is_dir() for p in k.iterdir()
+            if any((p / f).exists() for f in ("config.json", "status.json"))]
     return sorted(runs, key=lambda r: r.path.stat().st_mtime, reverse=True)
 
 
