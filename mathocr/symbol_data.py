@@ -1,0 +1,201 @@
+"""CROHME's symbols as small images, cached, and the tf.data pipeline that feeds them to a model.
+
+Every segmented symbol of an InkML file (one ``<traceGroup>``: its strokes and its label) is drawn
+by the shared renderer, ``render_strokes(strokes, size, size, stroke_width=...)``, so a symbol from
+CROHME, a drawing on the canvas and an upload (``fit_bitmap``) all reach the model the same way.
+Labels are in canonical spelling (``normalize_symbol``: ``\\lt`` is ``<``).
+
+Rendering ~100,000 symbols takes a minute or two, so a split's images are rendered once and kept
+in ``.cache/`` as one ``.npz`` (uint8 ink, labels as strings), keyed by the files and the render
+settings. Augmentation happens on the fly in tf.data, on the cached images: a random affine map
+(rotation, shear, scale, shift) and a random thinner or thicker pen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from mathocr.data import cache_dir, crohme_files
+from mathocr.inkml import ReadReport, iter_inkml
+from mathocr.latex import normalize_symbol
+from mathocr.render import ink_array, render_strokes
+
+CACHE_VERSION = 1  # bump when rendering changes
+DEFAULT_SIZE = 32
+# The pen width every symbol is drawn with, in output pixels at DEFAULT_SIZE; it scales with size.
+STROKE_WIDTH_AT_32 = 1.6
+
+
+def stroke_width_for(size: int) -> float:
+    return STROKE_WIDTH_AT_32 * size / 32
+
+
+def symbol_image(strokes: Sequence[np.ndarray], size: int = DEFAULT_SIZE) -> np.ndarray:
+    """One symbol's strokes as a model input: float32 ``(size, size)`` ink in [0, 1]."""
+    return ink_array(render_strokes(strokes, size, size, stroke_width=stroke_width_for(size)))
+
+
+@dataclass
+class SymbolSet:
+    """Rendered symbols: ``images`` uint8 ``(n, size, size)`` (255 = ink), ``labels`` their LaTeX,
+    ``sources`` the expression file each came from."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    sources: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def float_images(self) -> np.ndarray:
+        return self.images.astype(np.float32) / 255.0
+
+
+def _render_file(job: tuple[str, int]) -> tuple[list[np.ndarray], list[str], list[str], str | None]:
+    path, size = job
+    report = ReadReport()
+    images, labels = [], []
+    for ink in iter_inkml([path], report):
+        for symbol in ink.symbols:
+            strokes = ink.symbol_strokes(symbol)
+            try:
+                images.append(np.round(symbol_image(strokes, size) * 255).astype(np.uint8))
+            except ValueError:  # no ink
+                continue
+            labels.append(normalize_symbol(symbol.label))
+    skipped = next(iter(report.skipped.values()), None)
+    return images, labels, [path] * len(labels), skipped
+
+
+def render_symbol_files(paths: Iterable[str | os.PathLike], size: int = DEFAULT_SIZE, workers: int | None = None,
+                        progress: Callable[[int, int], None] | None = None) -> SymbolSet:
+    """Render every symbol of every InkML file (unusable files are skipped)."""
+    jobs = [(str(p), size) for p in paths]
+    workers = workers or min(2, os.cpu_count() or 1)
+    images, labels, sources = [], [], []
+
+    def collect(results):
+        for done, (im, lab, src, _) in enumerate(results, 1):
+            images.extend(im)
+            labels.extend(lab)
+            sources.extend(src)
+            if progress is not None:
+                progress(done, len(jobs))
+
+    if workers > 1 and len(jobs) > 50:
+        with Pool(workers) as pool:
+            collect(pool.imap(_render_file, jobs, chunksize=16))
+    else:
+        collect(map(_render_file, jobs))
+    stack = np.stack(images) if images else np.zeros((0, size, size), np.uint8)
+    return SymbolSet(stack, np.asarray(labels, dtype=str), np.asarray(sources, dtype=str))
+
+
+def _cache_key(paths: Sequence[Path], size: int) -> str:
+    digest = hashlib.sha256(f"v{CACHE_VERSION}|{size}|{STROKE_WIDTH_AT_32}".encode())
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_symbol_set(paths: Sequence[str | os.PathLike], size: int = DEFAULT_SIZE, name: str = "symbols",
+                    progress: Callable[[int, int], None] | None = None) -> SymbolSet:
+    """The rendered symbols of these files, from the cache when nothing has changed."""
+    paths = [Path(p).resolve() for p in paths]
+    cached = cache_dir() / f"{name}-{size}px-{_cache_key(paths, size)}.npz"
+    if cached.exists():
+        with np.load(cached) as data:
+            return SymbolSet(data["images"], data["labels"], data["sources"])
+    symbols = render_symbol_files(paths, size, progress=progress)
+    tmp = cached.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, images=symbols.images, labels=symbols.labels, sources=symbols.sources)
+    os.replace(tmp, cached)
+    return symbols
+
+
+def load_crohme_symbols(split: str, size: int = DEFAULT_SIZE, root=None,
+                        progress: Callable[[int, int], None] | None = None) -> SymbolSet:
+    """All symbols of one CROHME split (``train``, ``validation``, ``test``), rendered and cached."""
+    return load_symbol_set(crohme_files(split, root), size, name=f"crohme-{split}", progress=progress)
+
+
+# ---------------------------------------------------------------------------------------------
+# tf.data
+
+
+@dataclass
+class Augmentation:
+    """On-the-fly augmentation of rendered symbols; every range is symmetric around no change."""
+
+    rotate_deg: float = 8.0
+    shear: float = 0.15
+    scale: float = 0.1
+    shift: float = 0.06  # fraction of the image side
+    pen: float = 0.5  # blend towards a dilated (thicker) or eroded (thinner) pen, at most this much
+
+
+def _affine_transforms(batch: int, size: int, aug: Augmentation):
+    """Per-image projective transforms (the output-to-input maps ImageProjectiveTransformV3 takes)
+    of a random rotation, shear, scale and shift about the image centre."""
+    import tensorflow as tf
+
+    angle = tf.random.uniform([batch], -aug.rotate_deg, aug.rotate_deg) * (np.pi / 180)
+    shear = tf.random.uniform([batch], -aug.shear, aug.shear)
+    sx = 1 + tf.random.uniform([batch], -aug.scale, aug.scale)
+    sy = 1 + tf.random.uniform([batch], -aug.scale, aug.scale)
+    tx = tf.random.uniform([batch], -aug.shift, aug.shift) * size
+    ty = tf.random.uniform([batch], -aug.shift, aug.shift) * size
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    # forward map A = R @ Shear @ Scale; the op wants the inverse (output pixel -> input pixel)
+    a00, a01 = cos * sx, (cos * shear - sin) * sy
+    a10, a11 = sin * sx, (sin * shear + cos) * sy
+    det = a00 * a11 - a01 * a10
+    i00, i01, i10, i11 = a11 / det, -a01 / det, -a10 / det, a00 / det
+    c = (size - 1) / 2
+    # input = Inv @ (output - c - t) + c
+    ox, oy = c + tx, c + ty
+    b0 = c - (i00 * ox + i01 * oy)
+    b1 = c - (i10 * ox + i11 * oy)
+    zeros = tf.zeros([batch])
+    return tf.stack([i00, i01, b0, i10, i11, b1, zeros, zeros], axis=1)
+
+
+def augment_batch(images, aug: Augmentation):
+    """Augment a batch of float images ``(b, h, w, 1)`` (ink 1, paper 0)."""
+    import tensorflow as tf
+
+    batch, size = tf.shape(images)[0], images.shape[1]
+    images = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=_affine_transforms(batch, size, aug), output_shape=tf.shape(images)[1:3],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+    # pen width: blend towards max-pooled (thicker) or min-pooled (thinner) ink
+    thick = tf.nn.max_pool2d(images, 3, 1, "SAME")
+    thin = -tf.nn.max_pool2d(-images, 3, 1, "SAME")
+    amount = tf.random.uniform([batch, 1, 1, 1], -aug.pen, aug.pen)
+    images = tf.where(amount > 0, images + amount * (thick - images), images - amount * (thin - images))
+    return tf.clip_by_value(images, 0.0, 1.0)
+
+
+def make_dataset(images: np.ndarray, label_ids: np.ndarray, n_classes: int, batch_size: int = 128,
+                 training: bool = False, augmentation: Augmentation | None = None, seed: int = 0):
+    """A tf.data pipeline of ``(image (b, s, s, 1) float32, one-hot label)`` batches from uint8
+    images (one-hot, so the loss can smooth labels). Training shuffles each epoch and augments."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((images, label_ids.astype(np.int32))).cache()
+    if training:
+        ds = ds.shuffle(len(label_ids), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=training)
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32)[..., None] / 255.0, tf.one_hot(y, n_classes)),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    if training and augmentation is not None:
+        ds = ds.map(lambda x, y: (augment_batch(x, augmentation), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

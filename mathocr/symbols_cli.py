@@ -1,0 +1,114 @@
+"""``python -m mathocr evaluate symbols`` and ``python -m mathocr benchmark symbols``.
+
+Registered by ``mathocr.cli`` when this module exists; both are thin fronts on ``mathocr.symbols``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+
+def _recognizer(model_dir: str | None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mathocr.symbols import SHIPPED_MODEL_DIR, SymbolRecognizer
+
+    return SymbolRecognizer(model_dir or SHIPPED_MODEL_DIR)
+
+
+def cmd_evaluate_symbols(args) -> int:
+    from mathocr.data import crohme_split_dir
+    from mathocr.inkml import inkml_files
+    from mathocr.symbol_data import render_symbol_files
+    from mathocr.symbols import evaluate_symbols
+
+    directory = Path(args.inkml_dir) if args.inkml_dir else crohme_split_dir("test", args.data)
+    files = inkml_files(directory)
+    if not files:
+        raise FileNotFoundError(f"no .inkml files under {directory}")
+    recognizer = _recognizer(args.model)
+    start = time.perf_counter()
+    symbols = render_symbol_files(files, recognizer.size)
+    render_seconds = time.perf_counter() - start
+    if len(symbols) == 0:
+        raise ValueError(f"the {len(files)} InkML files under {directory} hold no segmented symbols")
+    evaluation = evaluate_symbols(recognizer, symbols, batch_size=args.batch_size, render_seconds=render_seconds)
+
+    if args.out:
+        write_reports(evaluation, Path(args.out))
+    if args.json:
+        summary = evaluation.summary()
+        summary.update(inkml_dir=str(directory), files=len(files), model=str(recognizer.directory),
+                       confusions=[list(c) for c in evaluation.confusions[: args.top]])
+        print(json.dumps(summary))
+        return 0
+    print(f"{evaluation.n} symbols from {len(files)} files in {directory}")
+    print(f"model: {recognizer.directory}")
+    print(f"top-1 {evaluation.top1:.2%}   top-5 {evaluation.top5:.2%}")
+    print(f"model time {evaluation.ms_per_symbol:.3f} ms per symbol (batches of {evaluation.batch_size}); "
+          f"rendering {evaluation.render_ms_per_symbol:.3f} ms per symbol")
+    if evaluation.unknown_labels:
+        print(f"labels the model does not know (counted as errors): {evaluation.unknown_labels}")
+    print(f"\nmost confused pairs (truth -> predicted: count):")
+    for truth, predicted, count in evaluation.confusions[: args.top]:
+        print(f"  {truth:>12} -> {predicted:<12} {count}")
+    worst = sorted(evaluation.per_class.items(), key=lambda kv: (kv[1]["top1"], -kv[1]["n"]))[: args.top]
+    print("\nweakest classes (top-1, n):")
+    for label, row in worst:
+        print(f"  {label:>12}  {row['top1']:.1%}  n={row['n']}")
+    if args.out:
+        print(f"\nper-class table, confusion matrix and evaluation.json written to {args.out}")
+    return 0
+
+
+def write_reports(evaluation, out: Path) -> None:
+    """``evaluation.json``, ``per_class.csv`` and ``confusion.png`` in ``out``."""
+    from mathocr.symbol_plots import save_confusion_plot
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.json").write_text(json.dumps(evaluation.to_dict(), indent=1, ensure_ascii=False))
+    with (out / "per_class.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["label", "n", "top1", "top5"])
+        for label, row in sorted(evaluation.per_class.items(), key=lambda kv: kv[1]["top1"]):
+            writer.writerow([label, row["n"], f"{row['top1']:.4f}", f"{row['top5']:.4f}"])
+    save_confusion_plot(evaluation, out / "confusion.png")
+
+
+def cmd_benchmark_symbols(args) -> int:
+    from mathocr.symbols import benchmark_latency
+
+    recognizer = _recognizer(args.model)
+    result = benchmark_latency(recognizer, repeats=args.repeats)
+    result["model_dir"] = str(recognizer.directory)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"model {recognizer.directory} ({result['parameters']:,} parameters, {result['size']} px input)")
+    for name, what in (("model", "compiled model call, one symbol"),
+                       ("strokes_to_top5", "strokes -> image -> model -> top 5")):
+        row = result[name]
+        print(f"{what:<36} median {row['median_ms']:.2f} ms   p90 {row['p90_ms']:.2f} ms   "
+              f"mean {row['mean_ms']:.2f} ms   ({args.repeats} runs)")
+    return 0
+
+
+def add_commands(evaluate_sub, benchmark_sub) -> None:
+    evaluate = evaluate_sub.add_parser("symbols", help="top-1/top-5 of the symbol recognizer on InkML symbols")
+    evaluate.add_argument("--inkml-dir", help="a directory of CROHME InkML files (default: CROHME's 2014 test set)")
+    evaluate.add_argument("--data", help="data directory for the default test set (default: $MATHOCR_DATA)")
+    evaluate.add_argument("--model", help="model directory (default: the shipped models/symbols)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--out", help="write evaluation.json, per_class.csv and confusion.png here")
+    evaluate.add_argument("--top", type=int, default=15, help="how many confused pairs and weak classes to list")
+    evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.set_defaults(func=cmd_evaluate_symbols)
+
+    bench = benchmark_sub.add_parser("symbols", help="latency of recognizing one symbol")
+    bench.add_argument("--model", help="model directory (default: the shipped models/symbols)")
+    bench.add_argument("--repeats", type=int, default=300)
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.set_defaults(func=cmd_benchmark_symbols)

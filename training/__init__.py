@@ -1,0 +1,1 @@
+"""Training commands: ``python -m training.symbols`` and friends; each arranges a run around ``mathocr``."""
