@@ -1,0 +1,212 @@
+"""Formulas as a model reads them: ink rendered to bitmaps, canonical token ids, bucketed batches.
+
+Every image comes from ``render.render_strokes`` (training, evaluation and the app alike), at
+``HEIGHT`` pixels high and at most ``MAX_WIDTH`` wide, and goes through ``ink_array``. Training
+images are re-rendered on every epoch from augmented ink (random slant, rotation, scale, per-stroke
+jitter and pen width), so the model never sees the same bitmap twice. Batches group formulas of
+similar width and length, so padding (and the time spent on it) stays small.
+
+The parsed strokes of a split are cached under ``data.cache_dir()``: parsing 8,800 InkML files
+takes longer than rendering them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+
+from mathocr import data as data_mod
+from mathocr.inkml import InkMLError, read_inkml
+from mathocr.latex import Vocabulary, normalize_tokens, tokenize_latex
+from mathocr.render import augment_strokes, fit_bitmap, ink_array, render_strokes
+
+HEIGHT = 48
+MAX_WIDTH = 448
+WIDTH_STEP = 32  # batch widths are padded to a multiple of this (the encoder's stride divides it)
+STROKE_WIDTH = 1.6
+
+
+@dataclass
+class InkFormula:
+    """One handwritten formula: its strokes and canonical tokens."""
+
+    id: str
+    strokes: list[np.ndarray]
+    tokens: list[str]
+
+
+def load_inkml_formulas(paths: Sequence[Path]) -> tuple[list[InkFormula], dict[str, str]]:
+    """Read InkML files into formulas; unreadable files are returned with their reason."""
+    formulas, skipped = [], {}
+    for path in paths:
+        try:
+            ink = read_inkml(path)
+        except (InkMLError, OSError) as err:
+            skipped[str(path)] = str(err)
+            continue
+        formulas.append(InkFormula(Path(path).stem, ink.strokes, normalize_tokens(tokenize_latex(ink.truth))))
+    return formulas, skipped
+
+
+def load_crohme_formulas(split: str, root=None) -> list[InkFormula]:
+    """A CROHME split's formulas (train, validation = 2013, test = 2014). The strokes and raw
+    truths are cached after the first read; the truths are normalised on every load, so a change
+    to the canonical form needs no cache flush."""
+    paths = data_mod.crohme_files(split, root)
+    digest = hashlib.sha256(f"formulas-v2|{split}".encode())
+    for p in paths:
+        st = p.stat()
+        digest.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
+    cached = data_mod.cache_dir() / f"formulas-{split}-{digest.hexdigest()[:16]}.pkl.gz"
+    if cached.exists():
+        raw = pickle.loads(gzip.decompress(cached.read_bytes()))
+    else:
+        raw = []
+        for path in paths:
+            try:
+                ink = read_inkml(path)
+            except (InkMLError, OSError):
+                continue
+            raw.append((Path(path).stem, ink.strokes, ink.truth))
+        tmp = cached.with_suffix(".tmp")
+        tmp.write_bytes(gzip.compress(pickle.dumps(raw)))
+        tmp.replace(cached)
+    return [InkFormula(i, strokes, normalize_tokens(tokenize_latex(truth))) for i, strokes, truth in raw]
+
+
+def render_formula(strokes, height: int = HEIGHT, max_width: int = MAX_WIDTH,
+                   stroke_width: float = STROKE_WIDTH) -> Image.Image:
+    """The bitmap a formula model reads, from pen strokes (canvas or InkML)."""
+    return render_strokes(strokes, height=height, max_width=max_width, stroke_width=stroke_width)
+
+
+def formula_bitmap(image: Image.Image, height: int = HEIGHT, max_width: int = MAX_WIDTH) -> Image.Image:
+    """The bitmap a formula model reads, from a paper-like image (a photo, a scan, a screenshot)."""
+    return fit_bitmap(image, height=height, max_width=max_width)
+
+
+def augmented_render(strokes, rng: np.random.Generator, height: int = HEIGHT, max_width: int = MAX_WIDTH) -> np.ndarray:
+    """Another plausible handwriting of the same formula, as a model input ``(h, w)``."""
+    ink = augment_strokes(strokes, rng, rotate_deg=3.0, shear=0.25, scale=0.15, jitter=0.008)
+    pen = float(rng.uniform(1.0, 2.4))
+    # a random height fraction: the same formula written a little smaller within the frame
+    inner = int(round(height * rng.uniform(0.8, 1.0)))
+    image = render_strokes(ink, height=inner, max_width=max_width, stroke_width=pen)
+    arr = ink_array(image)
+    if inner < height:
+        top = int(rng.integers(0, height - inner + 1))
+        arr = np.pad(arr, ((top, height - inner - top), (0, 0)))
+    return arr
+
+
+def pad_batch(images: Sequence[np.ndarray], step: int = WIDTH_STEP) -> np.ndarray:
+    """Images of one height, left-aligned on blank paper to a common width (a multiple of ``step``),
+    as ``(n, h, w, 1)`` float32."""
+    height = images[0].shape[0]
+    width = max(im.shape[1] for im in images)
+    width = int(np.ceil(width / step) * step)
+    out = np.zeros((len(images), height, width, 1), np.float32)
+    for i, im in enumerate(images):
+        out[i, :, : im.shape[1], 0] = im
+    return out
+
+
+def pad_tokens(sequences: Sequence[Sequence[int]], vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher-forcing pairs: decoder input ``<s> t1 .. tn`` and target ``t1 .. tn </s>``, padded with 0."""
+    length = max(len(s) for s in sequences) + 1
+    inputs = np.zeros((len(sequences), length), np.int32)
+    targets = np.zeros((len(sequences), length), np.int32)
+    for i, seq in enumerate(sequences):
+        inputs[i, : len(seq) + 1] = [vocab.start_id, *seq]
+        targets[i, : len(seq) + 1] = [*seq, vocab.end_id]
+    return inputs, targets
+
+
+def bucketed_batches(widths: Sequence[int], lengths: Sequence[int], batch_size: int,
+                     rng: np.random.Generator, max_pixels: int | None = None) -> list[list[int]]:
+    """Index batches of formulas of similar width and length, in random order. Sorting with a
+    little noise keeps batches varied from epoch to epoch while padding stays small. With
+    ``max_pixels``, wide batches hold fewer images so every step costs about the same."""
+    noise = rng.uniform(0, WIDTH_STEP, len(widths))
+    order = np.lexsort((np.asarray(lengths) + rng.uniform(0, 4, len(widths)), np.asarray(widths) + noise))
+    batches, current, widest = [], [], 0
+    for i in order:
+        widest_new = max(widest, int(widths[i]))
+        if current and (len(current) >= batch_size or (max_pixels and widest_new * (len(current) + 1) > max_pixels)):
+            batches.append(current)
+            current, widest_new = [], int(widths[i])
+        current.append(int(i))
+        widest = widest_new
+    if current:
+        batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+class TrainingBatches:
+    """An endless source of augmented, bucketed training batches ``((images, tokens_in), targets)``.
+
+    Widths for bucketing are those of the plain rendering; augmentation changes them a little,
+    and ``pad_batch`` rounds each batch up to its own widest image.
+    """
+
+    def __init__(self, formulas: Sequence[InkFormula], vocab: Vocabulary, batch_size: int = 32,
+                 max_tokens: int = 120, seed: int = 0, augment: bool = True, height: int = HEIGHT,
+                 max_width: int = MAX_WIDTH):
+        kept = [f for f in formulas if 0 < len(f.tokens) <= max_tokens]
+        self.formulas = kept
+        self.ids = [vocab.encode(f.tokens) for f in kept]
+        self.vocab = vocab
+        self.batch_size = batch_size
+        self.augment = augment
+        self.height, self.max_width = height, max_width
+        self.rng = np.random.default_rng(seed)
+        self.widths = [render_formula(f.strokes, height, max_width).width for f in kept]
+        self.lengths = [len(f.tokens) for f in kept]
+        self.max_pixels = batch_size * 256  # a batch of 32 formulas 256 wide, or fewer wider ones
+        self._plain = None if augment else [ink_array(render_formula(f.strokes, height, max_width)) for f in kept]
+
+    def epoch_batches(self) -> list[list[int]]:
+        return bucketed_batches(self.widths, self.lengths, self.batch_size, self.rng, self.max_pixels)
+
+    def steps_per_epoch(self) -> int:
+        return len(bucketed_batches(self.widths, self.lengths, self.batch_size, np.random.default_rng(0),
+                                    self.max_pixels))
+
+    def make_batch(self, batch: Sequence[int]):
+        if self.augment:
+            images = [augmented_render(self.formulas[i].strokes, self.rng, self.height, self.max_width) for i in batch]
+        else:
+            images = [self._plain[i] for i in batch]
+        tokens_in, targets = pad_tokens([self.ids[i] for i in batch], self.vocab)
+        return (pad_batch(images), tokens_in), targets
+
+    def __iter__(self) -> Iterator:
+        while True:
+            yield from self.one_epoch()
+
+    def one_epoch(self) -> Iterator:
+        for batch in self.epoch_batches():
+            yield self.make_batch(batch)
+
+    def dataset(self, repeat: bool = True):
+        """A ``tf.data.Dataset`` over this source (endless, or one pass with ``repeat=False``),
+        prefetching so rendering overlaps training."""
+        import tensorflow as tf
+
+        spec = ((tf.TensorSpec((None, self.height, None, 1), tf.float32), tf.TensorSpec((None, None), tf.int32)),
+                tf.TensorSpec((None, None), tf.int32))
+        source = (lambda: iter(self)) if repeat else (lambda: self.one_epoch())
+        return tf.data.Dataset.from_generator(source, output_signature=spec).prefetch(4)
+
+
+def plain_images(formulas: Sequence[InkFormula], height: int = HEIGHT, max_width: int = MAX_WIDTH) -> list[np.ndarray]:
+    """Un-augmented model inputs, as evaluation sees them."""
+    return [ink_array(render_formula(f.strokes, height, max_width)) for f in formulas]

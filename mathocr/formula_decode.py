@@ -1,0 +1,314 @@
+"""Decoding a formula model one token at a time: greedy (batched) and beam search, and the
+recognizer that the command line and the app share.
+
+The stepped decoder uses the training model's own layers (``query_gru.cell``, ``attention.step``,
+``output_gru.cell``...), so training and inference compute the same function; the states of both
+GRUs and the coverage are carried from step to step. Both searches are ``tf.function``s with a
+``tf.range`` loop that stops when every hypothesis has ended, or at a length limit that grows with
+the image's width (a formula cannot have many more tokens than its ink has room for, and the limit
+is what ends any loop of repeated tokens that the coverage did not prevent).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from mathocr.data import REPO_ROOT
+from mathocr.formula_data import HEIGHT, MAX_WIDTH, formula_bitmap, pad_batch, render_formula
+from mathocr.formula_model import ENCODER_STRIDE
+from mathocr.latex import Vocabulary
+from mathocr.render import ink_array
+
+SHIPPED_MODEL_DIR = REPO_ROOT / "models" / "formulas"
+MAX_STEPS = 200
+# Length limit: tokens per column of the feature grid, plus a constant. CROHME's training formulas
+# have at most about 2 tokens per column (measured: see MODEL_CARD.md); 4 leaves room.
+STEPS_PER_COLUMN = 4
+STEPS_EXTRA = 16
+
+
+def max_steps_for(width: int) -> int:
+    columns = math.ceil(width / ENCODER_STRIDE)
+    return int(min(MAX_STEPS, STEPS_PER_COLUMN * columns + STEPS_EXTRA))
+
+
+class FormulaDecoder:
+    """Greedy and beam search over a trained formula model (from ``build_formula_model``)."""
+
+    def __init__(self, model, start_id: int, end_id: int, pad_id: int = 0):
+        import tensorflow as tf
+
+        self.model = model
+        self.start_id, self.end_id, self.pad_id = start_id, end_id, pad_id
+        get = model.get_layer
+        self.encoder, self.grid, self.keys_layer = get("encoder"), get("grid"), get("attention_keys")
+        self.init_query, self.init_output = get("init_query"), get("init_output")
+        self.embedding, self.attention = get("embedding"), get("attention")
+        self.query_cell, self.output_cell = get("query_gru").cell, get("output_gru").cell
+        self.deep, self.logits_layer = get("deep_output"), get("logits")
+        self.vocab_size = int(self.logits_layer.units)
+        height = int(model.inputs[0].shape[1])
+        self.height = height
+        image_spec = tf.TensorSpec((None, height, None, 1), tf.float32)
+        scalar = tf.TensorSpec((), tf.int32)
+        self.greedy_fn = tf.function(self._greedy, input_signature=[image_spec, scalar], reduce_retracing=True)
+        self.beam_fn = tf.function(self._beam, input_signature=[image_spec, scalar, scalar], reduce_retracing=True)
+        self.encode_fn = tf.function(self._encode, input_signature=[image_spec])
+
+    # -- the pieces -------------------------------------------------------------------------
+    def _encode(self, images):
+        import tensorflow as tf
+
+        features = self.encoder(images, training=False)
+        memory = self.grid(features)
+        keys = self.keys_layer(memory)
+        summary = tf.reduce_mean(memory, axis=1)
+        return features, memory, keys, self.init_query(summary), self.init_output(summary)
+
+    def _step(self, token, h1, h2, coverage, keys, memory, hf, wf):
+        import tensorflow as tf
+
+        embedded = self.embedding(token)
+        query, states = self.query_cell(embedded, [h1], training=False)
+        h1 = states[0]
+        alpha, alpha1, context = self.attention.step(query, keys, memory, coverage, hf, wf)
+        output, states = self.output_cell(tf.concat([query, context], -1), [h2], training=False)
+        h2 = states[0]
+        logits = self.logits_layer(self.deep(tf.concat([output, context, embedded], -1)))
+        return tf.nn.log_softmax(logits), h1, h2, coverage + alpha1, alpha
+
+    def _greedy(self, images, max_steps):
+        import tensorflow as tf
+
+        features, memory, keys, h1, h2 = self._encode(images)
+        b = tf.shape(images)[0]
+        hf, wf = tf.shape(features)[1], tf.shape(features)[2]
+        token = tf.fill([b], self.start_id)
+        coverage = tf.zeros([b, hf * wf])
+        done = tf.zeros([b], tf.bool)
+        score = tf.zeros([b])
+        tokens_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
+        alphas_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+        for t in tf.range(max_steps):
+            logp, h1, h2, coverage, alpha = self._step(token, h1, h2, coverage, keys, memory, hf, wf)
+            best = tf.argmax(logp, axis=-1, output_type=tf.int32)
+            best = tf.where(done, self.pad_id, best)
+            score += tf.where(done, 0.0, tf.reduce_max(logp, axis=-1))
+            tokens_ta = tokens_ta.write(t, best)
+            alphas_ta = alphas_ta.write(t, alpha)
+            done = done | tf.equal(best, self.end_id)
+            token = best
+            if tf.reduce_all(done):
+                break
+        return tf.transpose(tokens_ta.stack()), tf.transpose(alphas_ta.stack(), [1, 0, 2]), score, hf, wf
+
+    def _beam(self, image, width, max_steps):
+        import tensorflow as tf
+
+        features, memory, keys, h1, h2 = self._encode(image[:1])
+        hf, wf = tf.shape(features)[1], tf.shape(features)[2]
+        memory, keys = tf.repeat(memory, width, 0), tf.repeat(keys, width, 0)
+        h1, h2 = tf.repeat(h1, width, 0), tf.repeat(h2, width, 0)
+        v = self.vocab_size
+        # only the first beam is alive at the start, so the first step picks distinct tokens
+        scores = tf.concat([tf.zeros([1]), tf.fill([width - 1], -1e9)], 0)
+        token = tf.fill([width], self.start_id)
+        coverage = tf.zeros([width, hf * wf])
+        done = tf.zeros([width], tf.bool)
+        ended_row = tf.where(tf.equal(tf.range(v), self.end_id), 0.0, -1e9)  # an ended beam stays as it is
+        tokens_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
+        parents_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
+        alphas_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+        for t in tf.range(max_steps):
+            logp, nh1, nh2, ncov, alpha = self._step(token, h1, h2, coverage, keys, memory, hf, wf)
+            logp = tf.where(done[:, None], ended_row[None, :], logp)
+            candidates = tf.reshape(scores[:, None] + logp, [-1])
+            scores, index = tf.math.top_k(candidates, k=width)
+            parent, token = index // v, index % v
+            h1, h2 = tf.gather(nh1, parent), tf.gather(nh2, parent)
+            coverage = tf.gather(ncov, parent)
+            done = tf.gather(done, parent) | tf.equal(token, self.end_id)
+            tokens_ta = tokens_ta.write(t, token)
+            parents_ta = parents_ta.write(t, parent)
+            alphas_ta = alphas_ta.write(t, tf.gather(alpha, parent))
+            if tf.reduce_all(done):
+                break
+        return tokens_ta.stack(), parents_ta.stack(), alphas_ta.stack(), scores, done, hf, wf
+
+    # -- the searches, numpy in and out ---------------------------------------------------------
+    def greedy(self, images: np.ndarray, max_steps: int | None = None) -> list[dict]:
+        """Greedy decoding of a batch ``(b, h, w, 1)``: for each image, ``ids`` (without the end
+        token), ``logprob``, ``alphas (len(ids)+1, hf, wf)``, and ``ended`` (False when the length
+        limit stopped it)."""
+        steps = max_steps or max_steps_for(images.shape[2])
+        tokens, alphas, scores, hf, wf = self.greedy_fn(images.astype(np.float32), np.int32(steps))
+        tokens, alphas, scores = tokens.numpy(), alphas.numpy(), scores.numpy()
+        hf, wf = int(hf), int(wf)
+        out = []
+        for i in range(len(tokens)):
+            row = list(tokens[i])
+            ended = self.end_id in row
+            n = row.index(self.end_id) if ended else len(row)
+            out.append({"ids": row[:n], "logprob": float(scores[i]), "ended": ended,
+                        "alphas": alphas[i, : n + int(ended)].reshape(-1, hf, wf)})
+        return out
+
+    def beam(self, image: np.ndarray, width: int = 5, max_steps: int | None = None,
+             length_penalty: float = 0.0) -> list[dict]:
+        """Beam search of one image ``(1, h, w, 1)``: the ``width`` best hypotheses, best first, each
+        as in ``greedy``. With ``length_penalty`` > 0 they are ranked by ``logprob / len**penalty``."""
+        steps = max_steps or max_steps_for(image.shape[2])
+        tokens, parents, alphas, scores, done, hf, wf = self.beam_fn(
+            image[:1].astype(np.float32), np.int32(width), np.int32(steps))
+        tokens, parents, alphas = tokens.numpy(), parents.numpy(), alphas.numpy()
+        scores, done, hf, wf = scores.numpy(), done.numpy(), int(hf), int(wf)
+        hypotheses = []
+        for j in range(width):
+            ids, alpha_rows, slot = [], [], j
+            for t in range(len(tokens) - 1, -1, -1):
+                ids.append(int(tokens[t, slot]))
+                alpha_rows.append(alphas[t, slot])
+                slot = int(parents[t, slot])
+            ids.reverse()
+            alpha_rows.reverse()
+            ended = self.end_id in ids
+            n = ids.index(self.end_id) if ended else len(ids)
+            hyp = {"ids": ids[:n], "logprob": float(scores[j]), "ended": ended,
+                   "alphas": np.stack(alpha_rows[: n + int(ended)]).reshape(-1, hf, wf)}
+            hypotheses.append(hyp)
+        if length_penalty:
+            hypotheses.sort(key=lambda h: -h["logprob"] / max(len(h["ids"]) + 1, 1) ** length_penalty)
+        return hypotheses
+
+
+@dataclass
+class Candidate:
+    latex: str
+    tokens: list[str]
+    logprob: float
+
+    @property
+    def probability(self) -> float:
+        return math.exp(self.logprob)
+
+
+@dataclass
+class Recognition:
+    """What a recognizer makes of one formula: the best LaTeX, the other candidates, the model's
+    input bitmap, and the attention map ``(hf, wf)`` behind every emitted token (the last one is
+    the end token's)."""
+
+    latex: str
+    tokens: list[str]
+    logprob: float
+    candidates: list[Candidate]
+    image: np.ndarray
+    attention: np.ndarray
+    ended: bool
+    ms: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def confidence(self) -> float:
+        return math.exp(self.logprob)
+
+
+class FormulaRecognizer:
+    """A trained formula model with its vocabulary: strokes or images in, LaTeX out."""
+
+    MODEL_FILE = "formulas.keras"
+    VOCAB_FILE = "vocabulary.json"
+    CONFIG_FILE = "config.json"
+
+    def __init__(self, model, vocab: Vocabulary, height: int = HEIGHT, max_width: int = MAX_WIDTH):
+        self.model = model
+        self.vocab = vocab
+        self.height, self.max_width = height, max_width
+        self.decoder = FormulaDecoder(model, vocab.start_id, vocab.end_id, vocab.pad_id)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "FormulaRecognizer":
+        import keras
+
+        import mathocr.formula_model  # noqa: F401  (registers the custom layers)
+
+        directory = Path(directory)
+        path = directory / cls.MODEL_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"no formula model at {path}")
+        model = keras.models.load_model(path, compile=False)
+        vocab = Vocabulary.load(directory / cls.VOCAB_FILE)
+        config = json.loads((directory / cls.CONFIG_FILE).read_text()) if (directory / cls.CONFIG_FILE).exists() else {}
+        return cls(model, vocab, config.get("height", HEIGHT), config.get("max_width", MAX_WIDTH))
+
+    def save(self, directory: str | Path, extra_config: dict | None = None) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save(directory / self.MODEL_FILE)
+        self.vocab.save(directory / self.VOCAB_FILE)
+        config = {"height": self.height, "max_width": self.max_width, **(extra_config or {})}
+        (directory / self.CONFIG_FILE).write_text(json.dumps(config, indent=2))
+
+    # inputs
+    def input_from_strokes(self, strokes) -> np.ndarray:
+        return ink_array(render_formula(strokes, self.height, self.max_width))
+
+    def input_from_image(self, image) -> np.ndarray:
+        return ink_array(formula_bitmap(image, self.height, self.max_width))
+
+    # recognition
+    def recognize_array(self, array: np.ndarray, beam_width: int = 1) -> Recognition:
+        start = time.perf_counter()
+        batch = pad_batch([array])
+        if beam_width <= 1:
+            hyps = self.decoder.greedy(batch)
+        else:
+            hyps = self.decoder.beam(batch, beam_width)
+        ms = (time.perf_counter() - start) * 1000
+        candidates = []
+        for h in hyps:
+            tokens = self.vocab.decode(h["ids"])
+            candidates.append(Candidate(" ".join(tokens), tokens, h["logprob"]))
+        best = hyps[0]
+        return Recognition(candidates[0].latex, candidates[0].tokens, best["logprob"], candidates, array,
+                           best["alphas"], best["ended"], ms)
+
+    def recognize_strokes(self, strokes, beam_width: int = 1) -> Recognition:
+        return self.recognize_array(self.input_from_strokes(strokes), beam_width)
+
+    def recognize_image(self, image, beam_width: int = 1) -> Recognition:
+        return self.recognize_array(self.input_from_image(image), beam_width)
+
+    def recognize_batch(self, arrays: Sequence[np.ndarray]) -> list[dict]:
+        """Greedy hypotheses (see ``FormulaDecoder.greedy``) for inputs decoded together."""
+        return self.decoder.greedy(pad_batch(list(arrays)), max_steps_for(max(a.shape[1] for a in arrays)))
+
+    def recognize_many(self, arrays: Sequence[np.ndarray], batch_size: int = 32, progress=None) -> list[dict]:
+        """Greedy hypotheses for many inputs, batched by width (the order of ``arrays`` is kept);
+        each also has ``tokens``."""
+        order = sorted(range(len(arrays)), key=lambda i: arrays[i].shape[1])
+        out: list[dict | None] = [None] * len(arrays)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            for i, hyp in zip(chunk, self.recognize_batch([arrays[i] for i in chunk])):
+                hyp["tokens"] = self.vocab.decode(hyp["ids"])
+                out[i] = hyp
+            if progress is not None:
+                progress(min(start + batch_size, len(order)), len(order))
+        return out
+
+    def feature_maps(self, array: np.ndarray, layer: str) -> np.ndarray:
+        """The activations ``(h, w, channels)`` of one encoder layer (``conv1`` .. ``conv5``,
+        ``relu1``...) for one input."""
+        import keras
+
+        encoder = self.model.get_layer("encoder")
+        probe = keras.Model(encoder.inputs, encoder.get_layer(layer).output)
+        return np.asarray(probe(pad_batch([array]), training=False))[0]

@@ -1,0 +1,220 @@
+"""The formula recognizer: a CNN encoder, Bahdanau (additive) attention with coverage, GRU decoders.
+
+Training is parallel over time (teacher forcing), which is what makes it fast on a CPU:
+
+1. ``query_gru`` runs over the target tokens ``<s> t1 .. t(n-1)`` (its state carried from step to
+   step) and gives one attention query per step.
+2. ``attention`` scores every query against every cell of the encoder's feature grid, twice: a
+   first pass without coverage gives weights ``a1``; their exclusive running sum over time is the
+   *coverage* (how much each place has been looked at before this step); a second pass adds a
+   feature of the coverage map to the scores and gives the weights ``a`` that make the context.
+   Because the coverage comes from the first pass, it is a cumulative sum that needs no loop, and
+   the stepped decoder at inference computes exactly the same thing.
+3. ``output_gru`` runs over ``[query; context]`` (state carried), and a deep output layer over
+   ``[output; context; token embedding]`` gives the next token's logits.
+
+At inference the same layers are stepped one token at a time with their states carried
+(``formula_decode``). ``build_formula_model`` returns a functional ``keras.Model`` with named
+layers (``conv1`` .. ``conv5`` for the feature-map viewer, ``attention`` for the attention
+viewer); only the two custom layers below need registering to load a saved ``.keras`` file.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import keras
+from keras import layers, ops
+
+
+@dataclass
+class FormulaModelConfig:
+    filters: tuple[int, ...] = (24, 48, 96, 128, 160)
+    embed_dim: int = 128
+    units: int = 256
+    attention_dim: int = 192
+    position_dim: int = 32
+    coverage: bool = True
+    coverage_filters: int = 16
+    dropout: float = 0.2
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["filters"] = list(self.filters)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FormulaModelConfig":
+        d = dict(d)
+        if "filters" in d:
+            d["filters"] = tuple(d["filters"])
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+ENCODER_STRIDE = 16  # width in pixels of one column of the feature grid
+
+
+def _sinusoid(positions, dim: int):
+    """Sinusoidal codes of integer positions ``(n,)`` as ``(n, dim)``."""
+    half = dim // 2
+    freqs = ops.exp(ops.arange(half, dtype="float32") * (-math.log(1000.0) / max(half - 1, 1)))
+    angles = ops.cast(positions, "float32")[:, None] * freqs[None, :]
+    return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="mathocr")
+class FeatureGrid(layers.Layer):
+    """The encoder's feature map ``(b, h, w, c)`` as a sequence of grid cells ``(b, h*w, c + p)``,
+    each with a sinusoidal code of its row and column appended (attention alone has no sense of
+    place, and reading order is left to right)."""
+
+    def __init__(self, position_dim: int = 32, **kwargs):
+        super().__init__(**kwargs)
+        self.position_dim = position_dim
+
+    def call(self, features):
+        shape = ops.shape(features)
+        b, h, w = shape[0], shape[1], shape[2]
+        col = _sinusoid(ops.arange(w), self.position_dim // 2)
+        row = _sinusoid(ops.arange(h), self.position_dim // 2)
+        col = ops.broadcast_to(col[None, :, :], (h, w, ops.shape(col)[-1]))
+        row = ops.broadcast_to(row[:, None, :], (h, w, ops.shape(row)[-1]))
+        pos = ops.concatenate([row, col], axis=-1)
+        pos = ops.broadcast_to(pos[None], (b, h, w, ops.shape(pos)[-1]))
+        grid = ops.concatenate([features, ops.cast(pos, features.dtype)], axis=-1)
+        return ops.reshape(grid, (b, h * w, ops.shape(grid)[-1]))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], None, input_shape[-1] + 2 * (self.position_dim // 2))
+
+    def get_config(self):
+        return {**super().get_config(), "position_dim": self.position_dim}
+
+
+@keras.saving.register_keras_serializable(package="mathocr")
+class CoverageAttention(layers.Layer):
+    """Bahdanau (additive) attention of decoder queries over grid cells, with coverage.
+
+    ``call([queries (b,t,u), keys (b,n,a), memory (b,n,c), features (b,h,w,c)])`` returns
+    ``(alpha (b,t,n), context (b,t,c))`` for all steps at once; ``step`` does one step for the
+    stepped decoder and also returns the first-pass weights that feed the coverage.
+    """
+
+    def __init__(self, attention_dim: int = 192, coverage: bool = True, coverage_filters: int = 16, **kwargs):
+        super().__init__(**kwargs)
+        self.attention_dim = attention_dim
+        self.coverage = coverage
+        self.coverage_filters = coverage_filters
+
+    def build(self, input_shape):
+        q_dim = input_shape[0][-1]
+        a = self.attention_dim
+        self.query1 = self.add_weight(name="query1", shape=(q_dim, a), initializer="glorot_uniform")
+        self.score1 = self.add_weight(name="score1", shape=(a,), initializer="glorot_uniform")
+        if self.coverage:
+            self.query2 = self.add_weight(name="query2", shape=(q_dim, a), initializer="glorot_uniform")
+            self.score2 = self.add_weight(name="score2", shape=(a,), initializer="glorot_uniform")
+            self.cov_kernel = self.add_weight(name="coverage_kernel", shape=(3, 5, 1, self.coverage_filters),
+                                              initializer="glorot_uniform")
+            self.cov_proj = self.add_weight(name="coverage_projection", shape=(self.coverage_filters + 1, a),
+                                            initializer="glorot_uniform")
+
+    @staticmethod
+    def _weights(queries, keys, kernel, score, extra=None):
+        # queries (..., a) broadcast against keys (b, [t,] n, a)
+        energy = ops.expand_dims(ops.matmul(queries, kernel), -2) + keys
+        if extra is not None:
+            energy = energy + extra
+        return ops.softmax(ops.tensordot(ops.tanh(energy), score, axes=1), axis=-1)
+
+    def _coverage_features(self, coverage, h, w):
+        """``coverage (m, n)`` -> ``(m, n, a)``: a small convolution over the coverage map."""
+        m = ops.shape(coverage)[0]
+        grid = ops.reshape(coverage, (m, h, w, 1))
+        conv = ops.conv(grid, self.cov_kernel, padding="same")
+        feats = ops.concatenate([grid, conv], axis=-1)
+        return ops.matmul(ops.reshape(feats, (m, h * w, self.coverage_filters + 1)), self.cov_proj)
+
+    def call(self, inputs):
+        queries, keys, memory, features = inputs
+        keys_t = ops.expand_dims(keys, 1)  # (b, 1, n, a)
+        alpha1 = self._weights(queries, keys_t, self.query1, self.score1)
+        if not self.coverage:
+            return alpha1, ops.matmul(alpha1, memory)
+        shape = ops.shape(features)
+        b, h, w = shape[0], shape[1], shape[2]
+        t, n = ops.shape(alpha1)[1], ops.shape(alpha1)[2]
+        coverage = ops.cumsum(alpha1, axis=1) - alpha1  # what earlier steps looked at
+        cov = self._coverage_features(ops.reshape(coverage, (b * t, n)), h, w)
+        cov = ops.reshape(cov, (b, t, n, self.attention_dim))
+        alpha = self._weights(queries, keys_t, self.query2, self.score2, cov)
+        return alpha, ops.matmul(alpha, memory)
+
+    def step(self, query, keys, memory, coverage, h, w):
+        """One decoding step: ``query (b,u)``, ``coverage (b,n)`` -> ``alpha, alpha1, context``."""
+        alpha1 = self._weights(query, keys, self.query1, self.score1)
+        if not self.coverage:
+            return alpha1, alpha1, ops.squeeze(ops.matmul(alpha1[:, None, :], memory), 1)
+        cov = self._coverage_features(coverage, h, w)
+        alpha = self._weights(query, keys, self.query2, self.score2, cov)
+        return alpha, alpha1, ops.squeeze(ops.matmul(alpha[:, None, :], memory), 1)
+
+    def compute_output_shape(self, input_shape):
+        q, _, mem, _ = input_shape
+        return (q[0], q[1], mem[1]), (q[0], q[1], mem[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "attention_dim": self.attention_dim, "coverage": self.coverage,
+                "coverage_filters": self.coverage_filters}
+
+
+def build_encoder(height: int, filters=(24, 48, 96, 128, 160)) -> keras.Model:
+    """Five 3x3 convolutions, pooled to 1/16 of the input: ``(b, height, w, 1)`` -> ``(b, height/16, w/16, c)``.
+    The first layers run at full resolution and decide the training speed, so they are thin."""
+    images = keras.Input((height, None, 1), name="image")
+    x = images
+    pools = [(2, 2), (2, 2), None, (2, 2), (2, 2)]
+    for i, (f, pool) in enumerate(zip(filters, pools), 1):
+        x = layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.ReLU(name=f"relu{i}")(x)
+        if pool:
+            x = layers.MaxPooling2D(pool, name=f"pool{i}")(x)
+    return keras.Model(images, x, name="encoder")
+
+
+def build_formula_model(vocab_size: int, height: int = 48, config: FormulaModelConfig | None = None) -> keras.Model:
+    """The training model: ``[images (b,h,w,1), tokens_in (b,t)]`` -> logits ``(b,t,vocab)``."""
+    cfg = config or FormulaModelConfig()
+    images = keras.Input((height, None, 1), name="image")
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+
+    features = build_encoder(height, cfg.filters)(images)
+    memory = FeatureGrid(cfg.position_dim, name="grid")(features)
+    keys = layers.Dense(cfg.attention_dim, use_bias=True, name="attention_keys")(memory)
+    summary = layers.GlobalAveragePooling1D(name="summary")(memory)
+    h1 = layers.Dense(cfg.units, activation="tanh", name="init_query")(summary)
+    h2 = layers.Dense(cfg.units, activation="tanh", name="init_output")(summary)
+
+    embedded = layers.Embedding(vocab_size, cfg.embed_dim, name="embedding")(tokens)
+    queries = layers.GRU(cfg.units, return_sequences=True, name="query_gru")(embedded, initial_state=h1)
+    alpha, context = CoverageAttention(cfg.attention_dim, cfg.coverage, cfg.coverage_filters,
+                                       name="attention")([queries, keys, memory, features])
+    outputs = layers.GRU(cfg.units, return_sequences=True, name="output_gru")(
+        layers.Concatenate(name="gru_input")([queries, context]), initial_state=h2)
+    deep = layers.Dense(cfg.units, activation="tanh", name="deep_output")(
+        layers.Concatenate(name="deep_input")([outputs, context, embedded]))
+    deep = layers.Dropout(cfg.dropout, name="dropout")(deep)
+    logits = layers.Dense(vocab_size, name="logits")(deep)
+    model = keras.Model([images, tokens], logits, name="formula_recognizer")
+    model.formula_config = cfg
+    return model
+
+
+def compile_formula_model(model: keras.Model, learning_rate: float = 1e-3) -> keras.Model:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+    )
+    return model

@@ -1,0 +1,202 @@
+"""``python -m mathocr evaluate formulas`` and ``python -m mathocr benchmark formulas``.
+
+Registered by ``mathocr.cli`` when this module exists; both are thin fronts on
+``mathocr.formula_decode.FormulaRecognizer`` and ``mathocr.metrics``.
+
+    python -m mathocr evaluate formulas                      CROHME 2014 test, the shipped model
+    python -m mathocr evaluate formulas --inkml-dir DIR --json
+    python -m mathocr evaluate formulas --images DIR --labels FILE   (FILE: name<TAB>LaTeX per line)
+    python -m mathocr benchmark formulas                     training samples/s and ms per formula
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def _recognizer(model_dir: str | None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mathocr.formula_decode import SHIPPED_MODEL_DIR, FormulaRecognizer
+
+    return FormulaRecognizer.load(model_dir or SHIPPED_MODEL_DIR)
+
+
+def evaluate_arrays(recognizer, ids: Sequence[str], arrays: Sequence[np.ndarray], truths: Sequence[Sequence[str]],
+                    beam_width: int = 1, batch_size: int = 1, progress=None) -> dict:
+    """Recognize every input and score it. With ``batch_size`` 1 (the default) every formula is
+    decoded alone, so ``ms_per_formula`` is the latency a user of the app sees."""
+    from mathocr.metrics import repetition_loop, score_tokens, token_edit_distance
+
+    predictions, ended = [], []
+    start = time.perf_counter()
+    if beam_width <= 1 and batch_size > 1:
+        hyps = recognizer.recognize_many(arrays, batch_size, progress=progress)
+        predictions = [h["tokens"] for h in hyps]
+        ended = [h["ended"] for h in hyps]
+    else:
+        for k, array in enumerate(arrays):
+            result = recognizer.recognize_array(array, beam_width)
+            predictions.append(result.tokens)
+            ended.append(result.ended)
+            if progress is not None:
+                progress(k + 1, len(arrays))
+    seconds = time.perf_counter() - start
+    scores = score_tokens(predictions, truths).to_dict()
+    n = len(arrays)
+    scores.update(
+        ms_per_formula=round(seconds * 1000 / max(n, 1), 2), beam_width=beam_width, batch_size=batch_size,
+        unended=sum(not e for e in ended),
+        repetition_loops=sum(repetition_loop(p) for p in predictions),
+        truth_repetition_loops=sum(repetition_loop(t) for t in truths),
+    )
+    examples = [{"id": i, "truth": " ".join(t), "prediction": " ".join(p), "errors": token_edit_distance(p, t),
+                 "ended": e} for i, t, p, e in zip(ids, truths, predictions, ended)]
+    return {"scores": scores, "examples": examples}
+
+
+def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int = 1, progress=None) -> dict:
+    """``evaluate_arrays`` on ``InkFormula``s, rendered the way the model was trained."""
+    arrays = [recognizer.input_from_strokes(f.strokes) for f in formulas]
+    return evaluate_arrays(recognizer, [f.id for f in formulas], arrays, [f.tokens for f in formulas],
+                           beam_width, batch_size, progress)
+
+
+def read_label_file(path: Path) -> list[tuple[str, str]]:
+    """``name<TAB>LaTeX`` lines (blank lines and ``#`` comments skipped)."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        if "\t" not in line:
+            raise ValueError(f"{path}:{number}: expected 'file name<TAB>LaTeX'")
+        name, latex = line.split("\t", 1)
+        rows.append((name.strip(), latex.strip()))
+    return rows
+
+
+def _progress(description: str):
+    from mathocr.cli import _progress_bar
+
+    return _progress_bar(description)
+
+
+def cmd_evaluate_formulas(args) -> int:
+    from mathocr.latex import normalize_tokens, tokenize_latex
+    from mathocr.render import load_image
+
+    recognizer = _recognizer(args.model)
+    progress = None if args.json else _progress("recognizing")
+    if args.images:
+        if not args.labels:
+            raise ValueError("--images needs --labels FILE (tab-separated: file name, LaTeX)")
+        folder = Path(args.images)
+        rows = read_label_file(Path(args.labels))[: args.limit or None]
+        ids, arrays, truths = [], [], []
+        for name, latex in rows:
+            path = folder / name
+            arrays.append(recognizer.input_from_image(load_image(path.read_bytes())))
+            ids.append(name)
+            truths.append(normalize_tokens(tokenize_latex(latex)))
+        source = str(folder)
+        report = evaluate_arrays(recognizer, ids, arrays, truths, args.beam, args.batch_size, progress)
+    else:
+        from mathocr.data import crohme_split_dir
+        from mathocr.formula_data import load_crohme_formulas, load_inkml_formulas
+        from mathocr.inkml import inkml_files
+
+        if args.inkml_dir:
+            files = inkml_files(args.inkml_dir)
+            if not files:
+                raise FileNotFoundError(f"no .inkml files under {args.inkml_dir}")
+            formulas, skipped = load_inkml_formulas(files)
+            source = args.inkml_dir
+        else:
+            formulas = load_crohme_formulas(args.split, args.data)
+            source = str(crohme_split_dir(args.split, args.data))
+        formulas = formulas[: args.limit or None]
+        if not formulas:
+            raise ValueError(f"no readable formulas in {source}")
+        report = evaluate_formulas(recognizer, formulas, args.beam, args.batch_size, progress)
+    scores = report["scores"]
+    scores.update(source=source, model=str(args.model or "models/formulas"))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    if args.json:
+        print(json.dumps(scores))
+        return 0
+    print(f"{scores['n']} formulas from {source}; model {scores['model']}; "
+          f"{'greedy' if args.beam <= 1 else f'beam width {args.beam}'}")
+    print(f"ExpRate {scores['exprate']:.2%}   <=1 error {scores['le1']:.2%}   <=2 errors {scores['le2']:.2%}   "
+          f"BLEU-4 {scores['bleu4']:.4f}")
+    print(f"token edit distance {scores['token_edit_distance']:.2f} per formula "
+          f"(token error rate {scores['token_error_rate']:.2%})")
+    print(f"{scores['ms_per_formula']:.1f} ms per formula (batches of {scores['batch_size']}); "
+          f"{scores['unended']} stopped by the length limit; {scores['repetition_loops']} end in a repeated-token loop")
+    worst = sorted(report["examples"], key=lambda e: -e["errors"])[: args.worst]
+    print(f"\nthe {len(worst)} worst:")
+    for e in worst:
+        print(f"  {e['id']}  ({e['errors']} errors{'' if e['ended'] else ', no end token'})\n"
+              f"    truth      {e['truth']}\n    recognized {e['prediction']}")
+    return 0
+
+
+def cmd_benchmark_formulas(args) -> int:
+    """Training throughput (samples/s) of the parallel-over-time model, optionally beside the
+    straightforward baseline, and inference latency (greedy and beam)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mathocr.formula_benchmark import benchmark_inference, benchmark_training
+
+    result = {"training": benchmark_training(args.batch_size, args.steps, args.width, args.tokens,
+                                             baseline=args.baseline)}
+    if not args.skip_inference:
+        recognizer = _recognizer(args.model)
+        result["inference"] = benchmark_inference(recognizer, args.beam, args.repeats, args.data)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for section, rows in result.items():
+            print(section)
+            for key, value in rows.items():
+                print(f"  {key}: {value}")
+    return 0
+
+
+def add_commands(evaluate_sub, benchmark_sub) -> None:
+    ev = evaluate_sub.add_parser("formulas", help="ExpRate, <=1, <=2 errors, BLEU-4 of the formula model")
+    ev.add_argument("--model", help="model directory (default: models/formulas)")
+    ev.add_argument("--inkml-dir", help="a folder of InkML files with truths (default: CROHME's --split)")
+    ev.add_argument("--images", help="a folder of images, with --labels")
+    ev.add_argument("--labels", help="tab-separated label file: image file name, LaTeX")
+    ev.add_argument("--split", default="test", choices=["train", "validation", "test"],
+                    help="CROHME split when no folder is given (test = CROHME 2014)")
+    ev.add_argument("--data", help="data directory (default: $MATHOCR_DATA, else data/)")
+    ev.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
+    ev.add_argument("--batch-size", type=int, default=1,
+                    help="decode greedy in batches (faster; ms_per_formula is then not a latency)")
+    ev.add_argument("--limit", type=int, help="only the first N formulas")
+    ev.add_argument("--worst", type=int, default=10, help="how many of the worst examples to show")
+    ev.add_argument("--out", help="write every example and the scores to this JSON file")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.set_defaults(func=cmd_evaluate_formulas)
+
+    bm = benchmark_sub.add_parser("formulas", help="training samples/s and ms per formula")
+    bm.add_argument("--model", help="model directory (default: models/formulas)")
+    bm.add_argument("--data", help="data directory, for real formulas to time (default: synthetic input)")
+    bm.add_argument("--batch-size", type=int, default=32)
+    bm.add_argument("--steps", type=int, default=8, help="timed training steps")
+    bm.add_argument("--width", type=int, default=256, help="training image width")
+    bm.add_argument("--tokens", type=int, default=40, help="training target length")
+    bm.add_argument("--baseline", action="store_true",
+                    help="also time the straightforward design (a GRU cell stepped in a traced loop)")
+    bm.add_argument("--beam", type=int, default=5)
+    bm.add_argument("--repeats", type=int, default=20, help="formulas timed for inference")
+    bm.add_argument("--skip-inference", action="store_true")
+    bm.add_argument("--json", action="store_true")
+    bm.set_defaults(func=cmd_benchmark_formulas)

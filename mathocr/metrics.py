@@ -1,0 +1,125 @@
+"""Scores of recognized formulas against their truths, on canonical token sequences.
+
+* ``expression_rate`` (ExpRate): the fraction recognized exactly, after normalisation.
+* ``within_errors(.., k)``: at most ``k`` token errors (substitutions, insertions, deletions), the
+  CROHME convention's ``<=1`` and ``<=2`` columns.
+* ``bleu4``: corpus BLEU with up to 4-grams and the brevity penalty (Papineni et al. 2002), with
+  add-one smoothing of the higher n-gram precisions so short formulas do not zero it.
+* ``token_edit_distance``: Levenshtein distance between token sequences.
+
+Every function takes token lists; ``score_pairs`` normalises LaTeX strings first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+from mathocr.latex import normalize_tokens, tokenize_latex
+
+Tokens = Sequence[str]
+
+
+def token_edit_distance(a: Tokens, b: Tokens) -> int:
+    """Levenshtein distance between two token sequences."""
+    a, b = list(a), list(b)
+    if len(a) < len(b):
+        a, b = b, a
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def expression_rate(predictions: Sequence[Tokens], truths: Sequence[Tokens]) -> float:
+    return within_errors(predictions, truths, 0)
+
+
+def within_errors(predictions: Sequence[Tokens], truths: Sequence[Tokens], k: int) -> float:
+    """The fraction of predictions at most ``k`` token edits from their truth."""
+    if not truths:
+        return 0.0
+    return sum(token_edit_distance(p, t) <= k for p, t in zip(predictions, truths)) / len(truths)
+
+
+def _ngrams(tokens: Tokens, n: int) -> Counter:
+    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+
+
+def bleu4(predictions: Sequence[Tokens], truths: Sequence[Tokens]) -> float:
+    """Corpus BLEU-4 in [0, 1] (one reference per prediction)."""
+    matches, totals = [0] * 4, [0] * 4
+    pred_len = ref_len = 0
+    for pred, ref in zip(predictions, truths):
+        pred, ref = list(pred), list(ref)
+        pred_len += len(pred)
+        ref_len += len(ref)
+        for n in range(1, 5):
+            p_grams, r_grams = _ngrams(pred, n), _ngrams(ref, n)
+            matches[n - 1] += sum(min(c, r_grams[g]) for g, c in p_grams.items())
+            totals[n - 1] += max(len(pred) - n + 1, 0)
+    if pred_len == 0 or matches[0] == 0:
+        return 0.0
+    log_precision = math.log(matches[0] / totals[0])
+    for n in range(1, 4):  # add-one smoothing above unigrams
+        log_precision += math.log((matches[n] + 1) / (totals[n] + 1))
+    brevity = 1.0 if pred_len > ref_len else math.exp(1 - ref_len / pred_len)
+    return brevity * math.exp(log_precision / 4)
+
+
+@dataclass
+class FormulaScores:
+    n: int
+    exprate: float
+    le1: float
+    le2: float
+    bleu4: float
+    token_edit_distance: float  # mean per formula
+    token_error_rate: float  # edits / truth tokens
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def score_tokens(predictions: Sequence[Tokens], truths: Sequence[Tokens]) -> FormulaScores:
+    """All the scores of predicted against true canonical token sequences."""
+    if len(predictions) != len(truths):
+        raise ValueError(f"{len(predictions)} predictions for {len(truths)} truths")
+    distances = [token_edit_distance(p, t) for p, t in zip(predictions, truths)]
+    n = len(truths)
+    truth_tokens = sum(len(t) for t in truths)
+    return FormulaScores(
+        n=n,
+        exprate=sum(d == 0 for d in distances) / n if n else 0.0,
+        le1=sum(d <= 1 for d in distances) / n if n else 0.0,
+        le2=sum(d <= 2 for d in distances) / n if n else 0.0,
+        bleu4=bleu4(predictions, truths),
+        token_edit_distance=sum(distances) / n if n else 0.0,
+        token_error_rate=sum(distances) / truth_tokens if truth_tokens else 0.0,
+    )
+
+
+def score_pairs(predictions: Sequence[str], truths: Sequence[str]) -> FormulaScores:
+    """Scores of LaTeX strings, each normalised to its canonical tokens first."""
+    canon = lambda text: normalize_tokens(tokenize_latex(text))  # noqa: E731
+    return score_tokens([canon(p) for p in predictions], [canon(t) for t in truths])
+
+
+def repetition_loop(tokens: Tokens, min_repeats: int = 3, max_period: int = 6) -> bool:
+    """Whether a sequence ends in a loop: its last ``period`` tokens repeated at least
+    ``min_repeats`` times in a row (``x + x + x + x +``, ``) ) ) )``), for some period up to
+    ``max_period``. The failure a decoder without coverage falls into on long formulas."""
+    tokens = list(tokens)
+    for period in range(1, max_period + 1):
+        need = period * min_repeats
+        if len(tokens) < need:
+            break
+        tail = tokens[-period:]
+        if all(tokens[-(k + 1) * period: len(tokens) - k * period] == tail for k in range(min_repeats)):
+            return True
+    return False

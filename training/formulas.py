@@ -1,0 +1,215 @@
+"""Train the formula recognizer: ``python -m training.formulas --name crohme``.
+
+Trains on CROHME's training split, re-rendered from augmented ink on every epoch; chooses the
+checkpoint by ExpRate on validation (the 2013 test set, greedy decoding after every epoch); ends
+with an evaluation on the test split (the 2014 test set). Any InkML directories can stand in for
+the splits (``--train-dir`` ...), which is how the tests train on synthetic formulas.
+
+A run directory (``runs/formulas/<name>/``, see ``mathocr.runs``) holds the config, the vocabulary,
+per-epoch metrics, the best checkpoint, ``model/`` (what ``FormulaRecognizer.load`` reads) and
+``evaluation.json``. Run the same command again (same ``--name``) and a killed run resumes from its
+last finished epoch; ``--epochs`` may be raised to train a finished run further.
+``--export-only --export models/formulas`` copies the best checkpoint so far without training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from mathocr import runs  # noqa: E402
+from mathocr.formula_data import HEIGHT, MAX_WIDTH, TrainingBatches, load_crohme_formulas, load_inkml_formulas, plain_images  # noqa: E402
+from mathocr.formula_model import FormulaModelConfig  # noqa: E402
+from mathocr.inkml import inkml_files  # noqa: E402
+from mathocr.latex import Vocabulary  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training.formulas", description=__doc__.splitlines()[0])
+    parser.add_argument("--name", help="run name (default: a timestamp); an existing run resumes")
+    parser.add_argument("--runs", help="runs root (default: $MATHOCR_RUNS, else runs/)")
+    parser.add_argument("--strategy", default="default", choices=runs.STRATEGIES,
+                        help="tf.distribute strategy: default, mirrored (local devices), multiworker (TF_CONFIG)")
+    parser.add_argument("--data", help="data directory (default: $MATHOCR_DATA, else data/)")
+    parser.add_argument("--train-dir", help="InkML directory to train on instead of CROHME's train split")
+    parser.add_argument("--val-dir", help="InkML directory to validate on instead of CROHME 2013")
+    parser.add_argument("--test-dir", help="InkML directory for the final evaluation instead of CROHME 2014")
+    parser.add_argument("--no-test", action="store_true", help="skip the final evaluation on the test split")
+    parser.add_argument("--export", help="also save the final model here (e.g. models/formulas)")
+    parser.add_argument("--export-only", action="store_true", help="export the run's best checkpoint and stop")
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--max-tokens", type=int, default=120, help="longer training formulas are left out")
+    parser.add_argument("--height", type=int, default=HEIGHT)
+    parser.add_argument("--max-width", type=int, default=MAX_WIDTH)
+    parser.add_argument("--filters", type=lambda s: tuple(int(x) for x in s.split(",")),
+                        default=FormulaModelConfig.filters, help="encoder filters, five numbers")
+    parser.add_argument("--units", type=int, default=FormulaModelConfig.units)
+    parser.add_argument("--attention-dim", type=int, default=FormulaModelConfig.attention_dim)
+    parser.add_argument("--dropout", type=float, default=FormulaModelConfig.dropout)
+    parser.add_argument("--no-coverage", action="store_true", help="attention without coverage (for comparison)")
+    parser.add_argument("--no-augment", action="store_true", help="train on the plain renderings")
+    parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over the training formulas")
+    parser.add_argument("--patience", type=int, default=20, help="early stopping on validation ExpRate")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity (0, 1, 2)")
+    return parser
+
+
+def load_split(split: str, directory: str | None, root: str | None):
+    if directory:
+        files = inkml_files(directory)
+        if not files:
+            raise FileNotFoundError(f"no .inkml files under {directory}")
+        return load_inkml_formulas(files)[0]
+    return load_crohme_formulas(split, root)
+
+
+def exprate_callback(recognizer, arrays, truths, every: int = 1):
+    """A callback that adds ``val_exprate`` (greedy, canonical tokens) to each epoch's logs, before
+    the checkpoint callback reads them."""
+    import keras
+
+    from mathocr.metrics import score_tokens
+
+    class ValidationExpRate(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is None or (epoch + 1) % every:
+                return
+            start = time.time()
+            hyps = recognizer.recognize_many(arrays)
+            scores = score_tokens([h["tokens"] for h in hyps], truths)
+            logs["val_exprate"] = scores.exprate
+            logs["val_le1"] = scores.le1
+            logs["val_unended"] = sum(not h["ended"] for h in hyps) / max(len(hyps), 1)
+            print(f"\nepoch {epoch + 1}: val exprate {scores.exprate:.4f} le1 {scores.le1:.4f} le2 {scores.le2:.4f} "
+                  f"bleu4 {scores.bleu4:.4f} unended {logs['val_unended']:.4f} ({time.time() - start:.1f} s)", flush=True)
+
+    return ValidationExpRate()
+
+
+def best_so_far(run, monitor: str = "val_exprate") -> float | None:
+    """The best value of ``monitor`` in the run's metrics.csv (so a resumed run keeps its best checkpoint)."""
+    try:
+        with open(run.metrics_file, newline="") as handle:
+            values = [float(row[monitor]) for row in csv.DictReader(handle) if row.get(monitor)]
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+    return max(values) if values else None
+
+
+def export(run, model_path: Path, vocab: Vocabulary, directory, config: dict) -> None:
+    import keras
+
+    from mathocr.formula_decode import FormulaRecognizer
+
+    model = keras.saving.load_model(model_path, compile=False)
+    FormulaRecognizer(model, vocab, config["height"], config["max_width"]).save(
+        directory, {"run": str(run.path), "model": config["model"]})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import keras
+
+    from mathocr.formula_decode import FormulaRecognizer
+    from mathocr.formula_model import build_formula_model, compile_formula_model
+
+    start = time.time()
+    keras.utils.set_random_seed(args.seed)
+    model_config = FormulaModelConfig(filters=tuple(args.filters), units=args.units, attention_dim=args.attention_dim,
+                                      dropout=args.dropout, coverage=not args.no_coverage)
+    run_config = {
+        "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
+        "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
+        "augment": not args.no_augment, "strategy": args.strategy, "seed": args.seed,
+        "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir,
+    }
+    run = runs.create_run("formulas", run_config, name=args.name, root=args.runs)
+    vocab_file = run.path / "vocabulary.json"
+    train = load_split("train", args.train_dir, args.data)
+    if vocab_file.exists():  # a resumed run keeps its vocabulary
+        vocab = Vocabulary.load(vocab_file)
+    else:
+        vocab = Vocabulary.from_sequences(f.tokens for f in train)
+        vocab.save(vocab_file)
+    if args.export_only:
+        export(run, run.best_model, vocab, args.export or run.model_dir, run_config)
+        print(f"exported {run.best_model} to {args.export or run.model_dir}")
+        return 0
+
+    val = load_split("validation", args.val_dir, args.data)
+    source = TrainingBatches(train, vocab, args.batch_size, args.max_tokens, seed=args.seed,
+                             augment=not args.no_augment, height=args.height, max_width=args.max_width)
+    val_source = TrainingBatches(val, vocab, args.batch_size, max_tokens=10_000, seed=0, augment=False,
+                                 height=args.height, max_width=args.max_width)
+    val_arrays = plain_images(val, args.height, args.max_width)
+    steps = args.steps_per_epoch or source.steps_per_epoch()
+    print(f"{len(source.formulas)} training formulas ({len(train) - len(source.formulas)} longer than "
+          f"{args.max_tokens} tokens left out), {len(val)} validation, vocabulary {len(vocab)}; "
+          f"{steps} steps per epoch; data ready in {time.time() - start:.1f} s", flush=True)
+    command = "python -m training.formulas " + " ".join(sys.argv[1:] if argv is None else argv)
+    run.update_status(command=command, n_train=len(source.formulas), n_val=len(val), vocabulary=len(vocab))
+    print(f"run directory: {run.path}\nconfig: {json.dumps(run_config)}", flush=True)
+
+    strategy = runs.make_strategy(args.strategy)
+    with strategy.scope():
+        model = build_formula_model(len(vocab), args.height, model_config)
+        compile_formula_model(model, args.learning_rate)
+    model.summary(print_fn=lambda line, **_: print(line))
+    recognizer = FormulaRecognizer(model, vocab, args.height, args.max_width)
+
+    callbacks = runs.training_callbacks(run, monitor="val_exprate", mode="max", patience=args.patience,
+                                        steps_per_epoch=steps, epochs=args.epochs)
+    best = best_so_far(run)
+    for cb in callbacks:
+        if isinstance(cb, keras.callbacks.ModelCheckpoint) and best is not None:
+            cb.best = best
+    callbacks.insert(0, exprate_callback(recognizer, val_arrays, [f.tokens for f in val]))
+    callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=4, min_lr=1e-5,
+                                                       verbose=1))
+    fit_start = time.time()
+    try:
+        history = model.fit(source.dataset(), steps_per_epoch=steps, validation_data=val_source.dataset(repeat=False),
+                            epochs=args.epochs, callbacks=callbacks, verbose=args.verbose)
+    except BaseException as err:
+        run.update_status(state="stopped" if isinstance(err, KeyboardInterrupt) else "failed", error=repr(err))
+        raise
+    fit_seconds = time.time() - fit_start
+    epochs_run = len(history.history.get("loss", []))
+    samples = epochs_run * steps * args.batch_size
+
+    best_path = run.best_model if run.best_model.exists() else None
+    if best_path is None:
+        model.save(run.path / "last.keras")
+        best_path = run.path / "last.keras"
+    export(run, best_path, vocab, run.model_dir, run_config)
+    if args.export:
+        export(run, best_path, vocab, args.export, run_config)
+    result = {"fit_seconds": round(fit_seconds, 1), "epochs_run_this_process": epochs_run,
+              "seconds_per_epoch": round(fit_seconds / max(epochs_run, 1), 1),
+              "samples_per_second": round(samples / max(fit_seconds, 1e-9), 1),
+              "total_seconds": round(time.time() - start, 1)}
+    if not args.no_test:
+        from mathocr.formulas_cli import evaluate_formulas
+
+        test = load_split("test", args.test_dir, args.data)
+        report = evaluate_formulas(FormulaRecognizer.load(run.model_dir), test)
+        result["test"] = report["scores"]
+        print(f"test: {json.dumps(report['scores'])}", flush=True)
+    runs.write_json_atomic(run.evaluation_file, result)
+    run.update_status(state="finished", **{k: v for k, v in result.items() if k != "test"})
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
