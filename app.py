@@ -10,9 +10,11 @@ PAGES = {
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     ],
     "Recognize": [
+        st.Page("pages/symbols.py", title="Symbols", icon=":material/draw:"),
     ],
     "Explore": [
         st.Page("pages/datasets.py", title="Datasets", icon=":material/dataset:"),
+        st.Page("pages/symbol_activations.py", title="Symbol activations", icon=":material/visibility:"),
     ],
     "Train": [
     ],

@@ -26,7 +26,7 @@ def feature_maps(model, image: np.ndarray, conv_name: str) -> np.ndarray:
     """The feature maps ``(h, w, channels)`` of one convolution for one ``(size, size)`` input."""
     import keras
 
-    probe = keras.Model(model.inputs, activation_layer(model, conv_name).output)
+    probe = keras.Model(model.input, activation_layer(model, conv_name).output)
     return np.asarray(probe(np.asarray(image, np.float32)[None, ..., None], training=False))[0]
 
 
@@ -39,7 +39,7 @@ def grad_cam(model, image: np.ndarray, class_index: int, conv_name: str | None =
     from mathocr.symbol_model import conv_layer_names
 
     conv_name = conv_name or conv_layer_names(model)[-1]
-    probe = keras.Model(model.inputs, [activation_layer(model, conv_name).output, model.output])
+    probe = keras.Model(model.input, [activation_layer(model, conv_name).output, model.output])
     x = tf.constant(np.asarray(image, np.float32)[None, ..., None])
     with tf.GradientTape() as tape:
         maps, probs = probe(x, training=False)

@@ -1,0 +1,78 @@
+"""Widgets more than one page uses. Not a page itself: app.py does not list it.
+
+``ink_input(key, height, width)`` is the one input for handwriting: a drawing canvas, or an
+uploaded picture (PNG, JPEG, BMP; any size, colour or transparency). It returns an ``InkInput``:
+
+* ``strokes``: the canvas's pen strokes (``render.strokes_from_fabric`` of its ``json_data``), in
+  canvas pixels, y down; empty when nothing is drawn (or the canvas was cleared);
+* ``picture``: a paper-like grayscale PIL image (``render.load_image``) of an upload, or of the
+  canvas itself when ``canvas_image=True`` (for models that read pixels, not strokes);
+* ``error``: a message for the user when the upload is not a usable image (``None`` otherwise).
+
+``InkInput.empty`` is true when there is nothing to recognize, so a page can show a hint.
+Tests drive the canvas through ``AppTest`` by setting ``session_state[f"{key}_canvas"]`` (see
+``canvas_state``) before ``run()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from mathocr.render import ImageError, load_image, paper_image, strokes_from_fabric
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp"]
+
+
+@dataclass
+class InkInput:
+    strokes: list[np.ndarray] = field(default_factory=list)
+    picture: Image.Image | None = None
+    source: str = ""  # "canvas", "upload", or "" when there is nothing
+    error: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.strokes and self.picture is None
+
+
+def canvas_state(json_data: dict) -> dict:
+    """What the canvas component keeps in session state after a drawing: a test sets
+    ``at.session_state[f"{key}_canvas"] = canvas_state(fabric_json)`` to inject one."""
+    return {"drawing": {"raw": json_data, "data": None}, "backgroundFit": None}
+
+
+def ink_input(key: str, height: int = 280, width: int = 280, stroke_width: int = 10,
+              canvas_image: bool = False, upload: bool = True) -> InkInput:
+    """A canvas to draw on, or (with ``upload``) a file to upload; see the module docstring."""
+    from streamlit_drawable_canvas import st_canvas
+
+    mode = "Draw"
+    if upload:
+        mode = st.radio("Input", ["Draw", "Upload an image"], horizontal=True, key=f"{key}_mode",
+                        label_visibility="collapsed")
+    if mode == "Draw":
+        result = st_canvas(stroke_width=stroke_width, stroke_color="#000000", background_color="#FFFFFF",
+                           height=height, width=width, drawing_mode="freedraw", key=f"{key}_canvas",
+                           return_image_data=canvas_image)
+        strokes = strokes_from_fabric(result.json_data)
+        if not strokes:
+            return InkInput()
+        picture = None
+        if canvas_image and result.image_data is not None:
+            picture = paper_image(Image.fromarray(np.asarray(result.image_data, dtype=np.uint8)))
+        return InkInput(strokes=strokes, picture=picture, source="canvas")
+
+    uploaded = st.file_uploader("A picture of handwriting (PNG, JPEG or BMP)", type=UPLOAD_TYPES,
+                                key=f"{key}_upload")
+    if uploaded is None:
+        return InkInput()
+    try:
+        picture = load_image(uploaded.getvalue())
+    except ImageError as err:
+        return InkInput(error=f"{uploaded.name}: {err}")
+    st.image(picture, caption=f"{uploaded.name} ({picture.width} x {picture.height})", width=min(width, picture.width))
+    return InkInput(picture=picture, source="upload")

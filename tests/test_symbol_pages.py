@@ -1,0 +1,124 @@
+"""The Symbols and Symbol activations pages, run headless with AppTest.
+
+The canvas returns nothing under AppTest, so a drawing is injected the way the component stores
+it (``pages.common.canvas_state``). The pages load a small untrained model written here
+(``MATHOCR_SYMBOL_MODEL``), so these tests neither need nor wait for the shipped one.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pages.common import canvas_state
+
+PAGES = Path(__file__).resolve().parent.parent / "pages"
+LABELS = ["x", "+", "=", "\\alpha", "\\sqrt", "(", "1"]
+# An "x" as fabric.js describes two free-drawn strokes
+X_DRAWING = {"objects": [
+    {"type": "path", "path": [["M", 40, 40], ["Q", 90, 90, 140, 140], ["L", 200, 200]]},
+    {"type": "path", "path": [["M", 200, 40], ["Q", 150, 90, 120, 120], ["L", 40, 200]]},
+]}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    from mathocr.symbol_model import build_symbol_model, preset
+    from mathocr.symbols import save_recognizer_files
+
+    model = build_symbol_model(preset("compact", layers=[8, "M", 16, "M", 16]), len(LABELS))
+    return save_recognizer_files(model, LABELS, tmp_path_factory.mktemp("model"))
+
+
+def symbols_page(model_dir, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("MATHOCR_SYMBOL_MODEL", str(model_dir))
+    at = AppTest.from_file(str(PAGES / "symbols.py"), default_timeout=60)
+    at.run()
+    return at
+
+
+def test_empty_canvas_gives_a_hint_not_an_error(model_dir, monkeypatch):
+    at = symbols_page(model_dir, monkeypatch)
+    assert not at.exception and not at.error
+    assert "Draw a symbol" in at.info[0].value
+    assert len(at.code) == 0
+
+
+def test_a_drawing_gives_five_candidates_then_clearing_clears_them(model_dir, monkeypatch):
+    at = symbols_page(model_dir, monkeypatch)
+    at.session_state["symbols_canvas"] = canvas_state(X_DRAWING)
+    at.run()
+    assert not at.exception and not at.error
+    commands = [block.value for block in at.code]
+    assert len(commands) == 5 and set(commands) <= set(LABELS)
+    assert len(at.latex) == 5
+    # \sqrt alone does not render; the page shows it with an empty argument
+    assert all(element.value != "\\sqrt" for element in at.latex)
+    bars = at.get("progress")
+    assert len(bars) == 5
+
+    at.session_state["symbols_canvas"] = canvas_state({"objects": []})  # the canvas's clear button
+    at.run()
+    assert len(at.code) == 0 and "Draw a symbol" in at.info[0].value
+
+
+def _upload(at, name: str, data: bytes, mime: str):
+    at.radio(key="symbols_mode").set_value("Upload an image")
+    at.run()
+    at.file_uploader(key="symbols_upload").upload(name, data, mime)
+    at.run()
+
+
+@pytest.mark.parametrize("fmt,mode,mime", [("PNG", "LA", "image/png"), ("JPEG", "RGB", "image/jpeg"),
+                                           ("BMP", "RGB", "image/bmp")])
+def test_an_uploaded_picture_gives_candidates(model_dir, monkeypatch, fmt, mode, mime):
+    from fixtures import glyph
+    from mathocr.render import render_strokes
+
+    paper = render_strokes(glyph("+"), 600, 500, stroke_width=20)
+    image = Image.merge("LA", [paper, Image.new("L", paper.size, 255)]) if mode == "LA" else paper.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    at = symbols_page(model_dir, monkeypatch)
+    _upload(at, f"plus.{fmt.lower()}", buffer.getvalue(), mime)
+    assert not at.exception and not at.error
+    assert len(at.code) == 5
+
+
+def test_a_file_that_is_not_an_image_gives_a_clear_message(model_dir, monkeypatch):
+    at = symbols_page(model_dir, monkeypatch)
+    _upload(at, "notes.png", b"these are not the pixels you are looking for", "image/png")
+    assert not at.exception
+    assert "not an image" in at.error[0].value and "notes.png" in at.error[0].value
+    assert len(at.code) == 0
+
+
+def test_missing_model_is_explained(tmp_path, monkeypatch):
+    at = symbols_page(tmp_path, monkeypatch)
+    assert not at.exception
+    assert "no symbol model" in at.error[0].value
+
+
+def test_activation_viewer_shows_feature_maps_and_grad_cam(model_dir, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("MATHOCR_SYMBOL_MODEL", str(model_dir))
+    at = AppTest.from_file(str(PAGES / "symbol_activations.py"), default_timeout=60)
+    at.run()
+    assert not at.exception and "Draw a symbol" in at.info[0].value
+    at.session_state["activations_canvas"] = canvas_state(X_DRAWING)
+    at.run()
+    assert not at.exception and not at.error
+    assert at.multiselect(key="act_layers").value == ["conv1", "conv2"]
+    figures = at.get("image")
+    # model input + two layers' feature maps + the Grad-CAM figure
+    assert len(figures) == 4
+    at.multiselect(key="act_layers").set_value(["conv3"])
+    at.selectbox(key="act_class").set_value(at.selectbox(key="act_class").options[1])
+    at.run()
+    assert not at.exception and len(at.get("image")) == 3
