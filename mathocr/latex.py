@@ -144,7 +144,7 @@ class _Parser:
             if token == closing:
                 self.pos += 1
                 break
-            if token == "}" and closing is None:
+            if token == "}" and closing != "}":
                 self.fail("unmatched '}'")
                 self.pos += 1
                 continue
@@ -162,7 +162,7 @@ class _Parser:
         while self.peek() in DROPPED:
             self.pos += 1
         token = self.peek()
-        if token is None or token == "}":
+        if token in (None, "}", "\\over"):  # \over belongs to the enclosing sequence
             self.fail("missing argument")
             return []
         if token == "{":
@@ -178,9 +178,14 @@ class _Parser:
         if token in DROPPED:
             return
         if token in DELIMITER_PREFIXES:
-            delimiter = self.take()
-            if delimiter is not None and delimiter != ".":
-                items.append(ALIASES.get(delimiter, delimiter))
+            delimiter = ALIASES.get(self.peek(), self.peek())
+            if delimiter == ".":
+                self.pos += 1
+            elif _is_plain(delimiter):
+                self.pos += 1
+                items.append(delimiter)
+            else:  # "\left" at the end, or before a brace or a command: leave that to be parsed
+                self.fail(f"missing delimiter after {token}")
             return
         if token in ("^", "_"):
             self.attach_script(items, token, self.parse_argument())
@@ -196,14 +201,11 @@ class _Parser:
                 items.extend(primes)
             return
         if token == "{":
-            group = self.parse_sequence("}")
-            if not group:
-                items.append(_Scripted(base=None))  # an empty group can still carry scripts
-            else:
-                items.extend(group)
+            # an empty group vanishes: written out, its scripts would join what precedes it anyway
+            self.splice(items, self.parse_sequence("}"))
             return
         if token in UNWRAPPED:
-            items.extend(self.parse_argument())
+            self.splice(items, self.parse_argument())
             return
         if token in ARITY:
             optional = None
@@ -221,10 +223,25 @@ class _Parser:
             return
         items.append(token)
 
+    def splice(self, items: list, group: list) -> None:
+        """Add a group's items without its braces. A script that starts the group then attaches
+        to what precedes it, as it will when the output is read again (``x{^{\\mu}_{1}}``)."""
+        first = group[0] if group else None
+        if isinstance(first, _Scripted) and first.base is None and (first.sub, first.sup) != (None, None):
+            for kind, argument in (("_", first.sub), ("^", first.sup)):
+                if argument is not None:
+                    self.attach_script(items, kind, argument)
+            group = group[1:]
+        items.extend(group)
+
     def attach_script(self, items: list, kind: str, argument: list) -> None:
         last = items[-1] if items else None
         if isinstance(last, _Scripted) and getattr(last, "sub" if kind == "_" else "sup") is None:
             target = last
+            # written out, a subscript comes right after the base's own scripts, so it belongs to
+            # the innermost base whose subscript is free (x^{2}^{3}_{i} is x_{i}^{2}^{3})
+            while kind == "_" and isinstance(target.base, _Scripted) and target.base.sub is None:
+                target = target.base
         elif isinstance(last, _Scripted) and kind == "^" and _all_primes(last.sup) and _all_primes(argument):
             last.sup = last.sup + argument  # f'' and f'^{'}: one superscript of primes
             return
@@ -235,6 +252,23 @@ class _Parser:
             target.sub = argument
         else:
             target.sup = argument
+
+
+def _outside_braces(tokens: list[str], wanted: str) -> bool:
+    depth = 0
+    for token in tokens:
+        depth += (token == "{") - (token == "}")
+        if depth == 0 and token == wanted:
+            return True
+    return False
+
+
+def _is_plain(token: str | None) -> bool:
+    """Whether a token stands for itself (a symbol), rather than shaping what follows it."""
+    return token is not None and not (
+        token in ("{", "}", "^", "_", "'", "\\over") or token in ARITY or token in UNWRAPPED
+        or token in DROPPED or token in DELIMITER_PREFIXES or token.startswith("\\begin{")
+    )
 
 
 def _all_primes(items: list) -> bool:
@@ -249,9 +283,11 @@ def _emit(items: list, out: list[str]) -> None:
             if item.name:
                 out.append(item.name)
             if item.optional is not None:
-                out.append("[")
-                _emit(item.optional, out)
-                out.append("]")
+                optional: list[str] = []
+                _emit(item.optional, optional)
+                if _outside_braces(optional, "]"):  # \sqrt[{]}]{x}: keep it from closing the option
+                    optional = ["{", *optional, "}"]
+                out.extend(["[", *optional, "]"])
             for arg in item.args:
                 out.append("{")
                 _emit(arg, out)

@@ -169,7 +169,9 @@ def load_image(data: bytes) -> Image.Image:
         image.load()
     except ImageError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError:  # Pillow's own limit, above ours: refused before decoding
+        raise ImageError(f"the image has too many pixels; the limit is {MAX_UPLOAD_PIXELS:,} pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"this file is not an image that can be read ({type(err).__name__}: {err})") from None
     image = ImageOps.exif_transpose(image)
     if max(image.size) > MAX_WORKING_SIDE:
