@@ -106,6 +106,14 @@ def best_so_far(run, monitor: str = "val_exprate") -> float | None:
     return max(values) if values else None
 
 
+def completed_epochs(run) -> int:
+    try:
+        with open(run.metrics_file, newline="") as handle:
+            return len(list(csv.DictReader(handle)))
+    except FileNotFoundError:
+        return 0
+
+
 def export(run, model_path: Path, vocab: Vocabulary, directory, config: dict) -> None:
     import keras
 
@@ -161,9 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run directory: {run.path}\nconfig: {json.dumps(run_config)}", flush=True)
 
     strategy = runs.make_strategy(args.strategy)
+    last = run.path / "last.keras"
+    initial_epoch = 0
     with strategy.scope():
-        model = build_formula_model(len(vocab), args.height, model_config)
-        compile_formula_model(model, args.learning_rate)
+        if last.exists() and not run.backup_dir.exists():
+            # a run that finished (BackupAndRestore removes its backup then) goes on from its last state
+            model = keras.saving.load_model(last)
+            initial_epoch = completed_epochs(run)
+            print(f"continuing from {last} after epoch {initial_epoch}", flush=True)
+        else:
+            model = build_formula_model(len(vocab), args.height, model_config)
+            compile_formula_model(model, args.learning_rate)
     model.summary(print_fn=lambda line, **_: print(line))
     recognizer = FormulaRecognizer(model, vocab, args.height, args.max_width)
 
@@ -179,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     fit_start = time.time()
     try:
         history = model.fit(source.dataset(), steps_per_epoch=steps, validation_data=val_source.dataset(repeat=False),
-                            epochs=args.epochs, callbacks=callbacks, verbose=args.verbose)
+                            epochs=args.epochs, initial_epoch=initial_epoch, callbacks=callbacks,
+                            verbose=args.verbose)
     except BaseException as err:
         run.update_status(state="stopped" if isinstance(err, KeyboardInterrupt) else "failed", error=repr(err))
         raise
@@ -187,10 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     epochs_run = len(history.history.get("loss", []))
     samples = epochs_run * steps * args.batch_size
 
-    best_path = run.best_model if run.best_model.exists() else None
-    if best_path is None:
-        model.save(run.path / "last.keras")
-        best_path = run.path / "last.keras"
+    model.save(last)
+    best_path = run.best_model if run.best_model.exists() else last
     export(run, best_path, vocab, run.model_dir, run_config)
     if args.export:
         export(run, best_path, vocab, args.export, run_config)

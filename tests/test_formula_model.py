@@ -1,0 +1,153 @@
+"""The formula model: it learns, its stepped decoder computes what training computes, beam search
+at width 1 is greedy decoding, and a saved model loads and answers the same.
+
+A tiny model (a few thousand parameters) on synthetic formulas written with ``fixtures.glyph``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fixtures import symbols_in_a_row
+
+SYNTHETIC = [  # (labels, truth tokens, vertical offsets)
+    (["x", "+", "1"], "x + 1", None),
+    (["a", "=", "b"], "a = b", None),
+    (["x", "2"], "x ^ { 2 }", [0, -0.5]),
+    (["(", "a", "+", "b", ")"], "( a + b )", None),
+    (["y", "-", "x"], "y - x", None),
+    (["2", "\\alpha"], "2 \\alpha", None),
+]
+
+
+def synthetic_formulas():
+    from mathocr.formula_data import InkFormula
+
+    out = []
+    for i, (labels, truth, offsets) in enumerate(SYNTHETIC):
+        strokes = [s for _, group in symbols_in_a_row(labels, y_offsets=offsets) for s in group]
+        out.append(InkFormula(f"f{i}", strokes, truth.split()))
+    return out
+
+
+def tiny_config(coverage: bool = True):
+    from mathocr.formula_model import FormulaModelConfig
+
+    return FormulaModelConfig(filters=(4, 8, 8, 8, 8), embed_dim=8, units=16, attention_dim=16, position_dim=8,
+                              coverage=coverage, coverage_filters=4, dropout=0.0)
+
+
+def save_tiny_recognizer(directory, train_steps: int = 0):
+    """A tiny formula model with the synthetic vocabulary, saved as the app loads it."""
+    import keras
+
+    from mathocr.formula_data import TrainingBatches
+    from mathocr.formula_decode import FormulaRecognizer
+    from mathocr.formula_model import build_formula_model, compile_formula_model
+    from mathocr.latex import Vocabulary
+
+    keras.utils.set_random_seed(0)
+    formulas = synthetic_formulas()
+    vocab = Vocabulary.from_sequences(f.tokens for f in formulas)
+    model = compile_formula_model(build_formula_model(len(vocab), config=tiny_config()))
+    batches = iter(TrainingBatches(formulas, vocab, batch_size=6, seed=0))
+    for _ in range(train_steps):
+        model.train_on_batch(*next(batches))
+    FormulaRecognizer(model, vocab).save(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    import keras
+
+    from mathocr.formula_data import TrainingBatches
+    from mathocr.formula_model import build_formula_model, compile_formula_model
+    from mathocr.latex import Vocabulary
+
+    keras.utils.set_random_seed(1)
+    formulas = synthetic_formulas()
+    vocab = Vocabulary.from_sequences(f.tokens for f in formulas)
+    model = compile_formula_model(build_formula_model(len(vocab), config=tiny_config()), learning_rate=1e-2)
+    source = TrainingBatches(formulas, vocab, batch_size=6, seed=0, augment=False)
+    return model, vocab, source
+
+
+def test_a_few_training_steps_lower_the_loss(tiny):
+    model, _, source = tiny
+    batch = next(iter(source))
+    first = float(model.test_on_batch(*batch))
+    for _ in range(30):
+        model.train_on_batch(*batch)
+    assert float(model.test_on_batch(*batch)) < 0.7 * first
+
+
+@pytest.mark.parametrize("coverage", [True, False])
+def test_stepped_decoder_computes_what_training_computes(coverage):
+    """Teacher-forced logits from the parallel model equal the stepped decoder's, step by step:
+    the GRU states and the coverage are carried the same way in both."""
+    import tensorflow as tf
+
+    from mathocr.formula_data import TrainingBatches
+    from mathocr.formula_decode import FormulaDecoder
+    from mathocr.formula_model import build_formula_model
+    from mathocr.latex import Vocabulary
+
+    formulas = synthetic_formulas()
+    vocab = Vocabulary.from_sequences(f.tokens for f in formulas)
+    model = build_formula_model(len(vocab), config=tiny_config(coverage))
+    (images, tokens_in), _ = next(iter(TrainingBatches(formulas, vocab, batch_size=6, seed=0, augment=False)))
+    parallel = tf.nn.log_softmax(model([images, tokens_in], training=False)).numpy()
+
+    decoder = FormulaDecoder(model, vocab.start_id, vocab.end_id)
+    features, memory, keys, h1, h2 = decoder._encode(tf.constant(images))
+    hf, wf = tf.shape(features)[1], tf.shape(features)[2]
+    coverage_map = tf.zeros([len(images), hf * wf])
+    for t in range(tokens_in.shape[1]):
+        logp, h1, h2, coverage_map, _ = decoder._step(tf.constant(tokens_in[:, t]), h1, h2, coverage_map,
+                                                      keys, memory, hf, wf)
+        np.testing.assert_allclose(logp.numpy(), parallel[:, t], atol=2e-4)
+
+
+def test_beam_search_of_width_one_is_greedy(tiny):
+    from mathocr.formula_data import pad_batch, plain_images
+    from mathocr.formula_decode import FormulaDecoder
+
+    model, vocab, _ = tiny
+    decoder = FormulaDecoder(model, vocab.start_id, vocab.end_id)
+    for array in plain_images(synthetic_formulas())[:3]:
+        image = pad_batch([array])
+        greedy = decoder.greedy(image, 12)[0]
+        beam = decoder.beam(image, 1, 12)[0]
+        assert beam["ids"] == greedy["ids"]
+        assert beam["logprob"] == pytest.approx(greedy["logprob"], abs=1e-4)
+        assert len(beam["alphas"]) == len(greedy["alphas"])
+        wide = decoder.beam(image, 4, 12)
+        assert len(wide) == 4
+        assert [h["logprob"] for h in wide] == sorted((h["logprob"] for h in wide), reverse=True)
+        assert wide[0]["logprob"] >= greedy["logprob"] - 1e-4  # beam search finds at least as likely an answer
+
+
+def test_attention_weights_are_a_distribution_over_the_grid(tiny):
+    from mathocr.formula_data import pad_batch, plain_images
+    from mathocr.formula_decode import FormulaDecoder
+
+    model, vocab, _ = tiny
+    decoder = FormulaDecoder(model, vocab.start_id, vocab.end_id)
+    array = plain_images(synthetic_formulas())[3]
+    hyp = decoder.greedy(pad_batch([array]), 10)[0]
+    assert hyp["alphas"].shape[1:] == (3, int(np.ceil(array.shape[1] / 32) * 32) // 16)
+    np.testing.assert_allclose(hyp["alphas"].sum(axis=(1, 2)), 1.0, atol=1e-4)
+
+
+def test_saved_model_loads_and_answers_the_same(tmp_path):
+    from mathocr.formula_decode import FormulaRecognizer
+
+    directory = save_tiny_recognizer(tmp_path / "model", train_steps=2)
+    strokes = synthetic_formulas()[0].strokes
+    first = FormulaRecognizer.load(directory).recognize_strokes(strokes, beam_width=3)
+    second = FormulaRecognizer.load(directory).recognize_strokes(strokes, beam_width=3)
+    assert first.tokens == second.tokens and first.logprob == pytest.approx(second.logprob, abs=1e-5)
+    assert len(first.candidates) == 3
+    assert 0.0 <= first.confidence <= 1.0

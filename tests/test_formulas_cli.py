@@ -1,0 +1,93 @@
+"""The formula commands: ``evaluate formulas`` on InkML files and on images with a label file,
+and ``training.formulas`` on synthetic InkML directories (train, export, resume)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from fixtures import symbols_in_a_row, write_inkml
+from test_formula_model import SYNTHETIC, save_tiny_recognizer
+
+KEYS = {"n", "exprate", "le1", "le2", "bleu4", "token_edit_distance", "ms_per_formula"}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_recognizer(tmp_path_factory.mktemp("formula_model"), train_steps=2)
+
+
+@pytest.fixture(scope="module")
+def inkml_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inkml")
+    for i, (labels, truth, offsets) in enumerate(SYNTHETIC):
+        write_inkml(folder / f"f{i}.inkml", symbols_in_a_row(labels, y_offsets=offsets), truth)
+    return folder
+
+
+def run_cli(argv, capsys):
+    from mathocr.cli import main
+
+    code = main(argv)
+    return code, capsys.readouterr()
+
+
+def test_evaluate_inkml_prints_one_json_object(model_dir, inkml_dir, capsys):
+    code, out = run_cli(["evaluate", "formulas", "--model", str(model_dir), "--inkml-dir", str(inkml_dir),
+                         "--json"], capsys)
+    assert code == 0
+    scores = json.loads(out.out)
+    assert KEYS <= set(scores)
+    assert scores["n"] == len(SYNTHETIC)
+    assert 0 <= scores["exprate"] <= scores["le1"] <= scores["le2"] <= 1
+    assert scores["ms_per_formula"] > 0
+
+
+def test_evaluate_readable_report_shows_the_worst(model_dir, inkml_dir, capsys):
+    code, out = run_cli(["evaluate", "formulas", "--model", str(model_dir), "--inkml-dir", str(inkml_dir),
+                         "--beam", "2", "--worst", "2"], capsys)
+    assert code == 0
+    assert "ExpRate" in out.out and "the 2 worst" in out.out and "truth" in out.out
+
+
+def test_evaluate_images_with_a_label_file(model_dir, tmp_path, capsys):
+    from mathocr.render import render_strokes
+
+    labels = []
+    for i, (glyphs, truth, offsets) in enumerate(SYNTHETIC[:3]):
+        strokes = [s for _, group in symbols_in_a_row(glyphs, y_offsets=offsets) for s in group]
+        render_strokes(strokes, height=120, stroke_width=4).convert("RGB").save(tmp_path / f"img{i}.png")
+        labels.append(f"img{i}.png\t{truth}")
+    (tmp_path / "labels.tsv").write_text("\n".join(labels) + "\n")
+    code, out = run_cli(["evaluate", "formulas", "--model", str(model_dir), "--images", str(tmp_path),
+                         "--labels", str(tmp_path / "labels.tsv"), "--json"], capsys)
+    assert code == 0
+    assert json.loads(out.out)["n"] == 3
+
+
+def test_evaluate_without_labels_is_an_error(model_dir, tmp_path, capsys):
+    code, out = run_cli(["evaluate", "formulas", "--model", str(model_dir), "--images", str(tmp_path)], capsys)
+    assert code == 2 and "--labels" in out.err
+
+
+def test_training_command_trains_exports_and_resumes(inkml_dir, tmp_path, capsys):
+    from mathocr.formula_decode import FormulaRecognizer
+    from training.formulas import main
+
+    common = ["--name", "tiny", "--runs", str(tmp_path / "runs"), "--train-dir", str(inkml_dir),
+              "--val-dir", str(inkml_dir), "--test-dir", str(inkml_dir), "--filters", "4,8,8,8,8",
+              "--units", "16", "--attention-dim", "16", "--batch-size", "6", "--verbose", "0"]
+    assert main(common + ["--epochs", "1", "--export", str(tmp_path / "export")]) == 0
+    run = tmp_path / "runs" / "formulas" / "tiny"
+    for name in ("config.json", "vocabulary.json", "metrics.csv", "best.keras", "evaluation.json"):
+        assert (run / name).exists(), name
+    assert "val_exprate" in (run / "metrics.csv").read_text()
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert KEYS <= set(evaluation["test"])
+    FormulaRecognizer.load(tmp_path / "export")
+    # the same command with more epochs carries on from the finished epoch
+    assert main(common + ["--epochs", "2", "--no-test"]) == 0
+    rows = (run / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 2  # header, epoch 1, epoch 2

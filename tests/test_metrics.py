@@ -1,0 +1,50 @@
+"""The formula metrics on hand-made pairs."""
+
+from __future__ import annotations
+
+import pytest
+
+from mathocr.metrics import bleu4, repetition_loop, score_pairs, score_tokens, token_edit_distance
+
+TRUTH = "x ^ { 2 } + 1".split()
+
+
+def test_exact_match_scores_perfectly():
+    scores = score_tokens([TRUTH], [TRUTH])
+    assert (scores.n, scores.exprate, scores.le1, scores.le2) == (1, 1.0, 1.0, 1.0)
+    assert scores.token_edit_distance == 0 and scores.bleu4 == pytest.approx(1.0)
+
+
+def test_one_substitution_is_within_one_error_but_not_exact():
+    predicted = "x ^ { 3 } + 1".split()
+    assert token_edit_distance(predicted, TRUTH) == 1
+    scores = score_tokens([predicted], [TRUTH])
+    assert (scores.exprate, scores.le1, scores.le2) == (0.0, 1.0, 1.0)
+    assert 0 < scores.bleu4 < 1
+
+
+def test_one_insertion_and_three_errors():
+    inserted = "x ^ { 2 } + + 1".split()
+    assert token_edit_distance(inserted, TRUTH) == 1
+    far = "y ^ { 3 } - 1".split()
+    assert token_edit_distance(far, TRUTH) == 3
+    scores = score_tokens([inserted, far, TRUTH, []], [TRUTH] * 4)
+    assert scores.exprate == 0.25
+    assert scores.le1 == 0.5 and scores.le2 == 0.5
+    assert scores.token_edit_distance == pytest.approx((1 + 3 + 0 + len(TRUTH)) / 4)
+
+
+def test_scores_compare_canonical_forms():
+    scores = score_pairs(["x^2+1", "$\\frac12$"], ["{x}^{2} + 1", "\\frac{1}{2}"])
+    assert scores.exprate == 1.0
+
+
+def test_bleu_of_nothing_is_zero():
+    assert bleu4([[]], [TRUTH]) == 0.0
+
+
+def test_repetition_loops_are_recognized():
+    assert repetition_loop("x + x + x + x +".split())
+    assert repetition_loop(") ) ) )".split())
+    assert not repetition_loop(TRUTH)
+    assert not repetition_loop("1 1".split())
