@@ -10,10 +10,12 @@ PAGES = {
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     ],
     "Recognize": [
+        st.Page("pages/formulas.py", title="Formulas", icon=":material/calculate:"),
         st.Page("pages/symbols.py", title="Symbols", icon=":material/draw:"),
     ],
     "Explore": [
         st.Page("pages/datasets.py", title="Datasets", icon=":material/dataset:"),
+        st.Page("pages/formula_attention.py", title="Formula attention", icon=":material/center_focus_strong:"),
         st.Page("pages/symbol_activations.py", title="Symbol activations", icon=":material/visibility:"),
     ],
     "Train": [

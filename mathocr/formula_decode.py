@@ -310,5 +310,5 @@ class FormulaRecognizer:
         import keras
 
         encoder = self.model.get_layer("encoder")
-        probe = keras.Model(encoder.inputs, encoder.get_layer(layer).output)
+        probe = keras.Model(encoder.input, encoder.get_layer(layer).output)
         return np.asarray(probe(pad_batch([array]), training=False))[0]

@@ -1,0 +1,112 @@
+"""Where the formula model looked: for each emitted token, its attention over the input, and the
+encoder's feature maps."""
+
+import os
+
+import numpy as np
+import streamlit as st
+
+from mathocr import data
+from mathocr.formula_decode import SHIPPED_MODEL_DIR, FormulaRecognizer
+from mathocr.formula_plots import attention_overlay, feature_map_tiles
+from mathocr.render import ImageError
+from pages.common import ink_input
+
+MODEL_ENV = "MATHOCR_FORMULA_MODEL"
+LAST_KEY = "formula_last"  # set by the Formulas page
+ENCODER_LAYERS = ["relu1", "relu2", "relu3", "relu4", "relu5"]
+
+
+@st.cache_resource(show_spinner="Loading the formula model...")
+def load_recognizer(directory: str) -> FormulaRecognizer:
+    return FormulaRecognizer.load(directory)
+
+
+@st.cache_data(show_spinner="Reading CROHME's 2014 test formulas (once)...")
+def dataset_formulas() -> list[tuple[str, str, list]]:
+    from mathocr.formula_data import load_crohme_formulas
+
+    return [(f.id, " ".join(f.tokens), f.strokes) for f in load_crohme_formulas("test")]
+
+
+st.title("Formula attention")
+st.caption("For every token the model wrote, the place in the input it attended to (red), so you can see "
+           "where it looked when it wrote each symbol.")
+
+model_dir = os.environ.get(MODEL_ENV) or str(SHIPPED_MODEL_DIR)
+try:
+    recognizer = load_recognizer(model_dir)
+except (FileNotFoundError, OSError, ValueError) as err:
+    st.error(f"The formula model could not be loaded: {err}.")
+    st.stop()
+
+# The input: a drawing or upload, a CROHME test formula, or the Formulas page's last answer
+sources = ["Draw or upload", "CROHME 2014 test formula"]
+if LAST_KEY in st.session_state:
+    sources.insert(0, "Last formula recognized")
+source = st.radio("Formula", sources, horizontal=True)
+beam_width = st.sidebar.slider("Beam width", 1, 10, 1, key="attention_beam")
+result, truth = None, None
+if source == "Last formula recognized":
+    result = st.session_state[LAST_KEY]
+elif source == "CROHME 2014 test formula":
+    if not data.crohme_available():
+        st.info(f"CROHME is not available here. {data.CROHME_HELP}")
+        st.stop()
+    formulas = dataset_formulas()
+    index = st.number_input(f"Formula number (0 to {len(formulas) - 1})", 0, len(formulas) - 1, 0)
+    ident, truth, strokes = formulas[int(index)]
+    result = recognizer.recognize_strokes(strokes, beam_width)
+    st.caption(f"{ident}")
+else:
+    ink = ink_input("formula_attention", height=220, width=900, stroke_width=5)
+    if ink.error:
+        st.error(f"That file could not be used. {ink.error}")
+    elif ink.empty:
+        st.info("Write a formula on the canvas (or upload a picture), and the attention behind each token appears.")
+    else:
+        try:
+            result = (recognizer.recognize_strokes(ink.strokes, beam_width) if ink.strokes
+                      else recognizer.recognize_image(ink.picture, beam_width))
+        except ImageError as err:
+            st.warning(f"No formula found in the picture: {err}.")
+
+if result is None:
+    st.stop()
+
+# The answer, beside the truth when there is one
+st.latex(result.latex or r"\text{(nothing)}")
+st.code(result.latex, language="latex")
+if truth is not None:
+    st.markdown("**Truth**")
+    st.code(truth, language="latex")
+    st.write("Exact match" if truth == result.latex else "Differs from the truth")
+
+# The tokens, one attention map each
+tokens = result.tokens + ["</s>"] if result.ended else list(result.tokens)
+steps = min(len(tokens), len(result.attention))
+if steps == 0:
+    st.stop()
+view = st.radio("Show", ["One token at a time", "All tokens"], horizontal=True)
+if view == "One token at a time":
+    step = st.slider("Token", 1, steps, 1) - 1 if steps > 1 else 0
+    st.markdown(" ".join(f"**`{t}`**" if i == step else f"`{t}`" for i, t in enumerate(tokens[:steps])))
+    st.image(attention_overlay(result.image, result.attention[step], scale=3),
+             caption=f"token {step + 1}: {tokens[step]}")
+else:
+    columns = st.columns(4)
+    for i in range(steps):
+        columns[i % 4].image(attention_overlay(result.image, result.attention[i], scale=1),
+                             caption=f"{i + 1}: {tokens[i]}", use_container_width=True)
+
+# The encoder's feature maps
+with st.expander("Encoder feature maps"):
+    layer = st.selectbox("Layer", ENCODER_LAYERS, index=2, help="relu1 is the first convolution; relu5 the last, "
+                         "whose grid the attention weighs")
+    maps = recognizer.feature_maps(result.image, layer)
+    count = st.slider("Channels", 4, min(64, maps.shape[-1]), min(16, maps.shape[-1]))
+    st.caption(f"{layer}: {maps.shape[0]} x {maps.shape[1]} x {maps.shape[2]}")
+    tile_columns = st.columns(4)
+    for c, tile in enumerate(feature_map_tiles(maps, count)):
+        tile_columns[c % 4].image(tile, caption=f"channel {c}", use_container_width=True)
+    st.caption(f"mean activation per channel: {np.round(maps.mean(axis=(0, 1))[:count], 3).tolist()}")

@@ -1,0 +1,92 @@
+"""The Formulas and Formula attention pages, run headless with AppTest.
+
+A drawing is injected the way the canvas component stores it (``pages.common.canvas_state``); the
+pages load a tiny model written here (``MATHOCR_FORMULA_MODEL``), so these tests neither need nor
+wait for the shipped one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pages.common import canvas_state
+from test_formula_model import save_tiny_recognizer
+
+PAGES = Path(__file__).resolve().parent.parent / "pages"
+# "x + 1" as fabric.js describes free-drawn strokes
+DRAWING = {"objects": [
+    {"type": "path", "path": [["M", 40, 60], ["Q", 70, 90, 100, 120], ["L", 110, 130]]},
+    {"type": "path", "path": [["M", 110, 60], ["Q", 80, 90, 60, 110], ["L", 40, 130]]},
+    {"type": "path", "path": [["M", 150, 95], ["L", 210, 95]]},
+    {"type": "path", "path": [["M", 180, 65], ["L", 180, 125]]},
+    {"type": "path", "path": [["M", 250, 70], ["Q", 265, 60, 270, 55], ["L", 270, 130]]},
+]}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return save_tiny_recognizer(tmp_path_factory.mktemp("formula_model"), train_steps=2)
+
+
+def open_page(name: str, model_dir, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("MATHOCR_FORMULA_MODEL", str(model_dir))
+    at = AppTest.from_file(str(PAGES / name), default_timeout=90)
+    at.run()
+    return at
+
+
+def test_empty_canvas_gives_a_hint(model_dir, monkeypatch):
+    at = open_page("formulas.py", model_dir, monkeypatch)
+    assert not at.exception and not at.error
+    assert "Write a formula" in at.info[0].value
+    assert len(at.code) == 0
+
+
+def test_a_drawing_gives_latex_candidates_and_a_confidence(model_dir, monkeypatch):
+    at = open_page("formulas.py", model_dir, monkeypatch)
+    at.sidebar.slider[0].set_value(3)
+    at.session_state["formulas_canvas"] = canvas_state(DRAWING)
+    at.run()
+    assert not at.exception and not at.error
+    assert len(at.code) == 3  # the answer and two other candidates
+    assert "Confidence" in [m.label for m in at.metric]
+    # sympy reads it, or the page says quietly that it cannot
+    assert at.subheader.values.count("With sympy") == 1 or any("Sympy cannot" in c.value for c in at.caption)
+
+
+def test_switching_to_upload_waits_for_a_file(model_dir, monkeypatch):
+    at = open_page("formulas.py", model_dir, monkeypatch)
+    at.radio[0].set_value("Upload an image").run()
+    assert not at.exception
+    # AppTest cannot upload files; the upload branch is reached and waits for one
+    assert len(at.code) == 0
+
+
+def test_attention_page_shows_a_map_per_token(model_dir, monkeypatch):
+    at = open_page("formula_attention.py", model_dir, monkeypatch)
+    assert not at.exception and not at.error
+    assert any("Write a formula" in i.value for i in at.info)
+    at.session_state["formula_attention_canvas"] = canvas_state(DRAWING)
+    at.run()
+    assert not at.exception and not at.error
+    assert len(at.code) == 1
+    show = [r for r in at.radio if r.label == "Show"][0]
+    show.set_value("All tokens").run()
+    assert not at.exception and not at.error
+
+
+def test_attention_page_takes_the_formula_page_answer(model_dir, monkeypatch):
+    from mathocr.formula_decode import FormulaRecognizer
+    from test_formula_model import synthetic_formulas
+
+    at = open_page("formula_attention.py", model_dir, monkeypatch)
+    at.session_state["formula_last"] = FormulaRecognizer.load(model_dir).recognize_strokes(
+        synthetic_formulas()[0].strokes)
+    at.run()
+    assert not at.exception and not at.error
+    assert at.radio[0].value == "Last formula recognized"
+    assert len(at.code) == 1
