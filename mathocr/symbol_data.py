@@ -9,6 +9,12 @@ Rendering ~100,000 symbols takes a minute or two, so a split's images are render
 in ``.cache/`` as one ``.npz`` (uint8 ink, labels as strings), keyed by the files and the render
 settings. Augmentation happens on the fly in tf.data, on the cached images: a random affine map
 (rotation, shear, scale, shift) and a random thinner or thicker pen.
+
+Scaling every symbol to fill its square throws away how big it was and where it sat, which is
+all that tells ``p`` from ``P``, ``x`` from ``\\times`` or ``,`` from ``)``. So each symbol also
+gets a *context*: its height, width and vertical position relative to the other symbols of its
+expression (``symbol_context``). A model may read it beside the image; the first value says
+whether it is known (a symbol drawn alone on the canvas has no expression around it: all zeros).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from mathocr.inkml import ReadReport, iter_inkml
 from mathocr.latex import normalize_symbol
 from mathocr.render import ink_array, render_strokes
 
-CACHE_VERSION = 1  # bump when rendering changes
+CACHE_VERSION = 2  # bump when rendering or the context changes
 DEFAULT_SIZE = 32
 # The pen width every symbol is drawn with, in output pixels at DEFAULT_SIZE; it scales with size.
 STROKE_WIDTH_AT_32 = 1.6
@@ -42,14 +48,48 @@ def symbol_image(strokes: Sequence[np.ndarray], size: int = DEFAULT_SIZE) -> np.
     return ink_array(render_strokes(strokes, size, size, stroke_width=stroke_width_for(size)))
 
 
+# known (1/0), log(height / expression scale), log(width / expression scale), vertical offset of
+# the centre from the expression's median centre, in expression scales
+CONTEXT_FEATURES = 4
+NO_CONTEXT = np.zeros(CONTEXT_FEATURES, np.float32)
+
+
+def symbol_context(symbol_strokes: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+    """``(n, CONTEXT_FEATURES)`` context of each of an expression's symbols (given as their strokes).
+    The expression's scale is the median symbol height (at least a tenth of the tallest)."""
+    boxes = []
+    for strokes in symbol_strokes:
+        points = np.concatenate([np.asarray(s, np.float32).reshape(-1, 2) for s in strokes])
+        lo, hi = points.min(axis=0), points.max(axis=0)
+        boxes.append((hi[0] - lo[0], hi[1] - lo[1], (lo[1] + hi[1]) / 2))
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 3)
+    if len(boxes) == 0:
+        return np.zeros((0, CONTEXT_FEATURES), np.float32)
+    widths, heights, centres = boxes.T
+    scale = max(float(np.median(heights)), 0.1 * float(heights.max()), 1e-6)
+    floor = 0.02 * scale  # a dot or a stroke of no height
+    context = np.stack([
+        np.ones(len(boxes)),
+        np.log(np.maximum(heights, floor) / scale),
+        np.log(np.maximum(widths, floor) / scale),
+        (centres - np.median(centres)) / scale,
+    ], axis=1)
+    return np.clip(context, -4, 4).astype(np.float32)
+
+
 @dataclass
 class SymbolSet:
     """Rendered symbols: ``images`` uint8 ``(n, size, size)`` (255 = ink), ``labels`` their LaTeX,
-    ``sources`` the expression file each came from."""
+    ``sources`` the expression file each came from, ``context`` float32 ``(n, CONTEXT_FEATURES)``."""
 
     images: np.ndarray
     labels: np.ndarray
     sources: np.ndarray
+    context: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.context is None:
+            self.context = np.zeros((len(self.labels), CONTEXT_FEATURES), np.float32)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -58,20 +98,18 @@ class SymbolSet:
         return self.images.astype(np.float32) / 255.0
 
 
-def _render_file(job: tuple[str, int]) -> tuple[list[np.ndarray], list[str], list[str], str | None]:
+def _render_file(job: tuple[str, int]) -> tuple[list[np.ndarray], list[str], list[np.ndarray]]:
     path, size = job
-    report = ReadReport()
-    images, labels = [], []
-    for ink in iter_inkml([path], report):
-        for symbol in ink.symbols:
-            strokes = ink.symbol_strokes(symbol)
-            try:
-                images.append(np.round(symbol_image(strokes, size) * 255).astype(np.uint8))
-            except ValueError:  # no ink
-                continue
+    images, labels, contexts = [], [], []
+    for ink in iter_inkml([path], ReadReport()):
+        symbols = [(s, ink.symbol_strokes(s)) for s in ink.symbols]
+        symbols = [(s, strokes) for s, strokes in symbols if any(len(stroke) for stroke in strokes)]
+        context = symbol_context([strokes for _, strokes in symbols])
+        for (symbol, strokes), row in zip(symbols, context):
+            images.append(np.round(symbol_image(strokes, size) * 255).astype(np.uint8))
             labels.append(normalize_symbol(symbol.label))
-    skipped = next(iter(report.skipped.values()), None)
-    return images, labels, [path] * len(labels), skipped
+            contexts.append(row)
+    return images, labels, contexts
 
 
 def render_symbol_files(paths: Iterable[str | os.PathLike], size: int = DEFAULT_SIZE, workers: int | None = None,
@@ -79,13 +117,14 @@ def render_symbol_files(paths: Iterable[str | os.PathLike], size: int = DEFAULT_
     """Render every symbol of every InkML file (unusable files are skipped)."""
     jobs = [(str(p), size) for p in paths]
     workers = workers or min(2, os.cpu_count() or 1)
-    images, labels, sources = [], [], []
+    images, labels, sources, contexts = [], [], [], []
 
     def collect(results):
-        for done, (im, lab, src, _) in enumerate(results, 1):
+        for done, ((path, _), (im, lab, ctx)) in enumerate(zip(jobs, results), 1):
             images.extend(im)
             labels.extend(lab)
-            sources.extend(src)
+            sources.extend([path] * len(lab))
+            contexts.extend(ctx)
             if progress is not None:
                 progress(done, len(jobs))
 
@@ -95,7 +134,8 @@ def render_symbol_files(paths: Iterable[str | os.PathLike], size: int = DEFAULT_
     else:
         collect(map(_render_file, jobs))
     stack = np.stack(images) if images else np.zeros((0, size, size), np.uint8)
-    return SymbolSet(stack, np.asarray(labels, dtype=str), np.asarray(sources, dtype=str))
+    context = np.stack(contexts) if contexts else np.zeros((0, CONTEXT_FEATURES), np.float32)
+    return SymbolSet(stack, np.asarray(labels, dtype=str), np.asarray(sources, dtype=str), context)
 
 
 def _cache_key(paths: Sequence[Path], size: int) -> str:
@@ -113,10 +153,11 @@ def load_symbol_set(paths: Sequence[str | os.PathLike], size: int = DEFAULT_SIZE
     cached = cache_dir() / f"{name}-{size}px-{_cache_key(paths, size)}.npz"
     if cached.exists():
         with np.load(cached) as data:
-            return SymbolSet(data["images"], data["labels"], data["sources"])
+            return SymbolSet(data["images"], data["labels"], data["sources"], data["context"])
     symbols = render_symbol_files(paths, size, progress=progress)
     tmp = cached.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, images=symbols.images, labels=symbols.labels, sources=symbols.sources)
+    np.savez_compressed(tmp, images=symbols.images, labels=symbols.labels, sources=symbols.sources,
+                        context=symbols.context)
     os.replace(tmp, cached)
     return symbols
 
@@ -185,17 +226,31 @@ def augment_batch(images, aug: Augmentation):
 
 
 def make_dataset(images: np.ndarray, label_ids: np.ndarray, n_classes: int, batch_size: int = 128,
-                 training: bool = False, augmentation: Augmentation | None = None, seed: int = 0):
+                 training: bool = False, augmentation: Augmentation | None = None, seed: int = 0,
+                 context: np.ndarray | None = None, context_dropout: float = 0.0):
     """A tf.data pipeline of ``(image (b, s, s, 1) float32, one-hot label)`` batches from uint8
-    images (one-hot, so the loss can smooth labels). Training shuffles each epoch and augments."""
+    images (one-hot, so the loss can smooth labels). Training shuffles each epoch and augments.
+
+    With ``context`` the inputs are ``(image, context)``; in training a ``context_dropout``
+    fraction of the symbols lose theirs (all zeros, as for a symbol drawn alone)."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((images, label_ids.astype(np.int32))).cache()
+    inputs = images if context is None else (images, context.astype(np.float32))
+    ds = tf.data.Dataset.from_tensor_slices((inputs, label_ids.astype(np.int32))).cache()
     if training:
         ds = ds.shuffle(len(label_ids), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=training)
-    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32)[..., None] / 255.0, tf.one_hot(y, n_classes)),
-                num_parallel_calls=tf.data.AUTOTUNE)
-    if training and augmentation is not None:
-        ds = ds.map(lambda x, y: (augment_batch(x, augmentation), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+
+    def prepare(x, y):
+        image, ctx = (x, None) if context is None else x
+        image = tf.cast(image, tf.float32)[..., None] / 255.0
+        if training and augmentation is not None:
+            image = augment_batch(image, augmentation)
+        if ctx is None:
+            return image, tf.one_hot(y, n_classes)
+        if training and context_dropout:
+            keep = tf.cast(tf.random.uniform([tf.shape(ctx)[0], 1]) >= context_dropout, tf.float32)
+            ctx = ctx * keep
+        return (image, ctx), tf.one_hot(y, n_classes)
+
+    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

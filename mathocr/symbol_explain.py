@@ -26,21 +26,27 @@ def feature_maps(model, image: np.ndarray, conv_name: str) -> np.ndarray:
     """The feature maps ``(h, w, channels)`` of one convolution for one ``(size, size)`` input."""
     import keras
 
-    probe = keras.Model(model.input, activation_layer(model, conv_name).output)
+    # the convolutions see the image alone, also in a model that reads a context beside it
+    probe = keras.Model(model.inputs[0], activation_layer(model, conv_name).output)
     return np.asarray(probe(np.asarray(image, np.float32)[None, ..., None], training=False))[0]
 
 
-def grad_cam(model, image: np.ndarray, class_index: int, conv_name: str | None = None) -> np.ndarray:
+def grad_cam(model, image: np.ndarray, class_index: int, conv_name: str | None = None,
+             context: np.ndarray | None = None) -> np.ndarray:
     """A ``(size, size)`` heatmap in [0, 1] of where the evidence for ``class_index`` lies, from the
-    last convolution (or ``conv_name``)."""
+    last convolution (or ``conv_name``). ``context`` feeds a model that reads one (default: unknown)."""
     import keras
     import tensorflow as tf
 
     from mathocr.symbol_model import conv_layer_names
 
     conv_name = conv_name or conv_layer_names(model)[-1]
-    probe = keras.Model(model.input, [activation_layer(model, conv_name).output, model.output])
+    probe = keras.Model(model.inputs, [activation_layer(model, conv_name).output, model.output])
     x = tf.constant(np.asarray(image, np.float32)[None, ..., None])
+    if len(model.inputs) == 2:
+        width = model.inputs[1].shape[-1]
+        c = np.zeros((1, width), np.float32) if context is None else np.asarray(context, np.float32).reshape(1, width)
+        x = [x, tf.constant(c)]
     with tf.GradientTape() as tape:
         maps, probs = probe(x, training=False)
         # the log-probability: the softmax's saturation would otherwise flatten the gradients

@@ -20,7 +20,7 @@ from PIL import Image
 
 from mathocr.data import REPO_ROOT
 from mathocr.render import fit_bitmap, ink_array
-from mathocr.symbol_data import DEFAULT_SIZE, SymbolSet, symbol_image
+from mathocr.symbol_data import CONTEXT_FEATURES, SymbolSet, symbol_image
 
 SHIPPED_MODEL_DIR = REPO_ROOT / "models" / "symbols"
 MODEL_FILE = "symbols.keras"
@@ -37,7 +37,7 @@ def save_recognizer_files(model, labels: Sequence[str], directory: str | Path, c
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    clean = keras.models.clone_model(model)
+    clean = keras.Model.from_config(model.get_config())  # uncompiled: no optimizer state in the file
     clean.set_weights(model.get_weights())
     clean.save(directory / MODEL_FILE)
     payload = {"labels": list(labels)}
@@ -81,12 +81,15 @@ class SymbolRecognizer:
         meta = json.loads(labels_path.read_text())
         self.labels: list[str] = list(meta["labels"])
         self.config: dict = meta.get("config", {})
-        self.size = int(self.model.input_shape[1])
+        self.size = int(self.model.inputs[0].shape[1])
         if self.model.output_shape[-1] != len(self.labels):
             raise ValueError(f"{model_path} has {self.model.output_shape[-1]} outputs but {len(self.labels)} labels")
         self.index = {label: i for i, label in enumerate(self.labels)}
+        # a second input: the symbol's size and place in its expression (symbol_data.symbol_context)
+        self.uses_context = len(self.model.inputs) == 2
         # one compiled call for the interactive path: model.predict costs ~100 ms of overhead a call
-        self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        self._call = tf.function(lambda x, c: self.model([x, c] if self.uses_context else x, training=False),
+                                 reduce_retracing=True)
 
     # -- inputs --------------------------------------------------------------------------------
     def image_from_strokes(self, strokes: Sequence[np.ndarray]) -> np.ndarray:
@@ -98,15 +101,19 @@ class SymbolRecognizer:
         return ink_array(fit_bitmap(picture, self.size, self.size))
 
     # -- outputs -------------------------------------------------------------------------------
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(n, classes)`` for model inputs ``(n, size, size)`` or one ``(size, size)``."""
+    def probabilities(self, images: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
+        """Class probabilities ``(n, classes)`` for model inputs ``(n, size, size)`` or one ``(size, size)``.
+        ``context`` (``(n, CONTEXT_FEATURES)``) is used by a model that reads it; none means unknown."""
         batch = np.asarray(images, dtype=np.float32)
         if batch.ndim == 2:
             batch = batch[None]
-        return self._call(batch[..., None]).numpy()
+        if context is None or not self.uses_context:
+            context = np.zeros((len(batch), CONTEXT_FEATURES), np.float32)
+        context = np.asarray(context, np.float32).reshape(len(batch), CONTEXT_FEATURES)
+        return self._call(batch[..., None], context).numpy()
 
-    def top_k(self, image: np.ndarray, k: int = 5) -> list[Candidate]:
-        probs = self.probabilities(image)[0]
+    def top_k(self, image: np.ndarray, k: int = 5, context: np.ndarray | None = None) -> list[Candidate]:
+        probs = self.probabilities(image, context)[0]
         order = np.argsort(-probs)[:k]
         return [Candidate(self.labels[i], float(probs[i])) for i in order]
 
@@ -130,6 +137,7 @@ class SymbolEvaluation:
     top1: float
     top5: float
     ms_per_symbol: float
+    context: bool = False  # whether the model read each symbol's place in its expression
     render_ms_per_symbol: float | None = None
     batch_size: int = 256
     unknown_labels: dict[str, int] = field(default_factory=dict)  # truths the model has no class for
@@ -139,7 +147,7 @@ class SymbolEvaluation:
     confusion_matrix: list[list[int]] = field(default_factory=list)  # rows truth, columns predicted
 
     def summary(self) -> dict:
-        return {"n": self.n, "top1": round(self.top1, 4), "top5": round(self.top5, 4),
+        return {"n": self.n, "top1": round(self.top1, 4), "top5": round(self.top5, 4), "context": self.context,
                 "ms_per_symbol": round(self.ms_per_symbol, 4),
                 "render_ms_per_symbol": None if self.render_ms_per_symbol is None else round(self.render_ms_per_symbol, 3),
                 "batch_size": self.batch_size, "unknown_labels": self.unknown_labels}
@@ -150,17 +158,19 @@ class SymbolEvaluation:
 
 
 def evaluate_symbols(recognizer: SymbolRecognizer, symbols: SymbolSet, batch_size: int = 256,
-                     render_seconds: float | None = None) -> SymbolEvaluation:
+                     render_seconds: float | None = None, use_context: bool = True) -> SymbolEvaluation:
     """Top-1/top-5 accuracy, per-class accuracy and confusions of ``recognizer`` on rendered symbols.
-    A truth the model has no class for counts as an error (and is listed in ``unknown_labels``)."""
+    A truth the model has no class for counts as an error (and is listed in ``unknown_labels``).
+    ``use_context=False`` hides each symbol's expression from a context model, as on the canvas."""
     if len(symbols) == 0:
         raise ValueError("no symbols to evaluate")
     if symbols.images.shape[1] != recognizer.size:
         raise ValueError(f"symbols are {symbols.images.shape[1]} px, the model reads {recognizer.size} px")
     images = symbols.float_images()
-    recognizer.probabilities(images[:batch_size])  # trace once, outside the timing
+    context = symbols.context if use_context and recognizer.uses_context else np.zeros_like(symbols.context)
+    recognizer.probabilities(images[:batch_size], context[:batch_size])  # trace once, outside the timing
     start = time.perf_counter()
-    probs = np.concatenate([recognizer.probabilities(images[i:i + batch_size])
+    probs = np.concatenate([recognizer.probabilities(images[i:i + batch_size], context[i:i + batch_size])
                             for i in range(0, len(images), batch_size)])
     seconds = time.perf_counter() - start
     truth = np.array([recognizer.index.get(label, -1) for label in symbols.labels])
@@ -182,7 +192,7 @@ def evaluate_symbols(recognizer: SymbolRecognizer, symbols: SymbolSet, batch_siz
     unknown = Counter(label for label, t in zip(symbols.labels.tolist(), truth) if t < 0)
     return SymbolEvaluation(
         n=len(symbols), top1=float(hit1.mean()), top5=float(hit5.mean()),
-        ms_per_symbol=1000 * seconds / len(symbols),
+        ms_per_symbol=1000 * seconds / len(symbols), context=bool(use_context and recognizer.uses_context),
         render_ms_per_symbol=None if render_seconds is None else 1000 * render_seconds / len(symbols),
         batch_size=batch_size, unknown_labels=dict(unknown), per_class=per_class,
         confusions=[(t, p, c) for (t, p), c in pairs.most_common()],

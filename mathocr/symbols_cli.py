@@ -35,7 +35,8 @@ def cmd_evaluate_symbols(args) -> int:
     render_seconds = time.perf_counter() - start
     if len(symbols) == 0:
         raise ValueError(f"the {len(files)} InkML files under {directory} hold no segmented symbols")
-    evaluation = evaluate_symbols(recognizer, symbols, batch_size=args.batch_size, render_seconds=render_seconds)
+    evaluation = evaluate_symbols(recognizer, symbols, batch_size=args.batch_size, render_seconds=render_seconds,
+                                  use_context=not args.no_context)
 
     if args.out:
         write_reports(evaluation, Path(args.out))
@@ -47,7 +48,8 @@ def cmd_evaluate_symbols(args) -> int:
         return 0
     print(f"{evaluation.n} symbols from {len(files)} files in {directory}")
     print(f"model: {recognizer.directory}")
-    print(f"top-1 {evaluation.top1:.2%}   top-5 {evaluation.top5:.2%}")
+    print(f"top-1 {evaluation.top1:.2%}   top-5 {evaluation.top5:.2%}"
+          + ("   (with each symbol's size and place in its expression)" if evaluation.context else ""))
     print(f"model time {evaluation.ms_per_symbol:.3f} ms per symbol (batches of {evaluation.batch_size}); "
           f"rendering {evaluation.render_ms_per_symbol:.3f} ms per symbol")
     if evaluation.unknown_labels:
@@ -105,6 +107,8 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     evaluate.add_argument("--out", help="write evaluation.json, per_class.csv and confusion.png here")
     evaluate.add_argument("--top", type=int, default=15, help="how many confused pairs and weak classes to list")
     evaluate.add_argument("--batch-size", type=int, default=256)
+    evaluate.add_argument("--no-context", action="store_true",
+                          help="hide each symbol's expression from a context model (as for a symbol drawn alone)")
     evaluate.set_defaults(func=cmd_evaluate_symbols)
 
     bench = benchmark_sub.add_parser("symbols", help="latency of recognizing one symbol")

@@ -22,11 +22,11 @@ def load_recognizer(directory: str | None) -> SymbolRecognizer:
 
 
 @st.cache_data(show_spinner="Rendering CROHME's validation symbols (once)...")
-def dataset_symbols(size: int) -> tuple[np.ndarray, np.ndarray]:
+def dataset_symbols(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from mathocr.symbol_data import load_crohme_symbols
 
     symbols = load_crohme_symbols("validation", size)
-    return symbols.images, symbols.labels
+    return symbols.images, symbols.labels, symbols.context
 
 
 def show(fig) -> None:
@@ -47,7 +47,7 @@ model = recognizer.model
 
 # The symbol: drawn, uploaded, or one of CROHME's validation symbols
 source = st.radio("Symbol", ["Draw or upload", "From the dataset"], horizontal=True, key="act_source")
-image, truth = None, None
+image, truth, context = None, None, None  # context: the symbol's place in its expression, if known
 if source == "Draw or upload":
     ink = ink_input("activations", height=220, width=220, stroke_width=9)
     if ink.error:
@@ -62,20 +62,21 @@ if source == "Draw or upload":
 elif not data.crohme_available():
     st.info(f"Dataset symbols need CROHME. {data.CROHME_HELP}")
 else:
-    images, labels = dataset_symbols(recognizer.size)
+    images, labels, contexts = dataset_symbols(recognizer.size)
     classes = sorted(set(labels.tolist()))
     pick_col, index_col = st.columns(2)
     label = pick_col.selectbox("Class", classes, index=classes.index("x") if "x" in classes else 0)
     rows = np.flatnonzero(labels == label)
     which = index_col.number_input(f"Example (of {len(rows)})", 1, len(rows), 1)
     image, truth = images[rows[which - 1]].astype(np.float32) / 255.0, label
+    context = contexts[rows[which - 1]]
 
 if image is None:
     st.info("Draw a symbol, upload a picture, or pick one from the dataset to look inside the network.")
     st.stop()
 
 # The prediction, beside the truth when there is one
-candidates = recognizer.top_k(image, k=5)
+candidates = recognizer.top_k(image, k=5, context=context)
 cols = st.columns([1, 3])
 cols[0].image(1 - image, caption="model input", width=128, clamp=True)
 with cols[1]:
@@ -99,5 +100,5 @@ class_col, layer_col = st.columns(2)
 options = [c.label for c in candidates]
 target = class_col.selectbox("Class", options, index=0, key="act_class")
 target_layer = layer_col.selectbox("Layer", layers, index=len(layers) - 1, key="act_cam_layer")
-heatmap = grad_cam(model, image, recognizer.index[target], target_layer)
+heatmap = grad_cam(model, image, recognizer.index[target], target_layer, context=context)
 show(grad_cam_figure(image, heatmap, title=f"evidence for {target} in {target_layer}"))

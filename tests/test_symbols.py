@@ -48,16 +48,30 @@ def symbol_dirs(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def trained_run(symbol_dirs) -> Path:
-    """A run of the training command on the synthetic symbols (a tiny model, five epochs)."""
+    """A run of the training command on the synthetic symbols: a tiny model that also reads each
+    symbol's context (the ``context`` preset), five epochs."""
     from training.symbols import main
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MATHOCR_CACHE", str(symbol_dirs["root"] / "cache"))
         code = main(["--train-dir", str(symbol_dirs["train"]), "--val-dir", str(symbol_dirs["val"]),
                      "--test-dir", str(symbol_dirs["test"]), "--runs", str(symbol_dirs["root"] / "runs"),
-                     "--name", "tiny", *TINY])
+                     "--name", "tiny", "--preset", "context", *TINY])
     assert code == 0
     return symbol_dirs["root"] / "runs" / "symbols" / "tiny"
+
+
+def test_symbol_context_measures_size_and_place_within_the_expression():
+    from mathocr.symbol_data import symbol_context
+
+    # x, a superscript 2 half its size, a comma on the baseline, and a tall (
+    x, two, comma, paren = glyph("x"), glyph("2", 120, -40, 50), [np.array([[260, 95], [255, 110]])], glyph("(", 300, -20, 140)
+    context = symbol_context([x, two, comma, paren])
+    assert (context[:, 0] == 1).all()
+    height = context[:, 1]
+    assert height[1] < height[0] < height[3] and height[2] < height[1]
+    offset = context[:, 3]
+    assert offset[1] < offset[0] < offset[2]  # y grows downwards: the superscript sits highest
 
 
 def test_both_presets_build_from_one_function():
@@ -71,6 +85,8 @@ def test_both_presets_build_from_one_function():
     assert compact.input_shape == (None, 40, 40, 1) and compact.output_shape == (None, 101)
     assert conv_layer_names(compact)[:2] == ["conv1", "conv2"]
     assert compact.count_params() < 2_000_000
+    with_context = build_symbol_model(preset("context"), 101)
+    assert [tensor.name for tensor in with_context.inputs] == ["image", "context"]
 
 
 def test_short_training_lowers_the_loss_and_fills_the_run_directory(trained_run, symbol_dirs):
@@ -85,7 +101,8 @@ def test_short_training_lowers_the_loss_and_fills_the_run_directory(trained_run,
     config = json.loads((trained_run / "config.json").read_text())
     assert config["model"]["layers"] == [8, "M", 16] and config["classes"] == len(GLYPH_LABELS)
     evaluation = json.loads((trained_run / "evaluation.json").read_text())
-    assert evaluation["test"]["n"] == symbol_dirs["counts"]["test"]
+    assert evaluation["test"]["n"] == symbol_dirs["counts"]["test"] and evaluation["test"]["context"]
+    assert evaluation["test_without_context"]["context"] is False
 
 
 def test_evaluate_command_prints_one_json_object(trained_run, symbol_dirs, capsys):

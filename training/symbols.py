@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--export", help="also copy the final model and labels to this directory (e.g. models/symbols)")
     for name, kind in (("size", int), ("epochs", int), ("batch-size", int), ("learning-rate", float),
                        ("dropout", float), ("label-smoothing", float), ("weight-decay", float),
-                       ("patience", int), ("seed", int)):
+                       ("patience", int), ("seed", int), ("context-dropout", float)):
         parser.add_argument(f"--{name}", type=kind, help="override the preset's value")
     parser.add_argument("--layers", type=parse_layers, help='convolution plan, e.g. "32,32,M,64,64,M,128,M"')
     parser.add_argument("--dense", type=lambda s: [int(x) for x in s.split(",") if x], help="hidden Dense sizes")
@@ -62,6 +62,7 @@ def config_from_args(args):
         "size": args.size, "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
         "dropout": args.dropout, "label_smoothing": args.label_smoothing, "weight_decay": args.weight_decay,
         "patience": args.patience, "seed": args.seed, "layers": args.layers, "dense": args.dense,
+        "context_dropout": args.context_dropout,
     }.items() if v is not None}
     if args.no_augment:
         overrides["augment"] = False
@@ -77,10 +78,11 @@ def load_split(split: str, directory: str | None, size: int, root: str | None) -
     return load_crohme_symbols(split, size, root)
 
 
-def label_ids(symbols: SymbolSet, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Images and class ids of the symbols whose label is a known class."""
+def known(symbols: SymbolSet, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images, contexts and class ids of the symbols whose label is a known class."""
     keep = np.array([label in index for label in symbols.labels], dtype=bool)
-    return symbols.images[keep], np.array([index[label] for label in symbols.labels[keep]], dtype=np.int32)
+    ids = np.array([index[label] for label in symbols.labels[keep]], dtype=np.int32)
+    return symbols.images[keep], symbols.context[keep], ids
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,11 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     val = load_split("validation", args.val_dir, config.size, args.data)
     labels = sorted(set(train.labels.tolist()))
     index = {label: i for i, label in enumerate(labels)}
-    x_train, y_train = label_ids(train, index)
+    x_train, c_train, y_train = known(train, index)
     if args.fraction < 1.0:
         pick = np.random.default_rng(config.seed).permutation(len(y_train))[: max(1, int(len(y_train) * args.fraction))]
-        x_train, y_train = x_train[pick], y_train[pick]
-    x_val, y_val = label_ids(val, index)
+        x_train, c_train, y_train = x_train[pick], c_train[pick], y_train[pick]
+    x_val, c_val, y_val = known(val, index)
     print(f"{len(y_train)} training symbols in {len(labels)} classes, {len(y_val)} validation symbols "
           f"({len(val) - len(y_val)} of unknown classes left out); data ready in {time.time() - start:.1f} s", flush=True)
 
@@ -120,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     batch = config.batch_size
     augmentation = Augmentation() if config.augment else None
     train_ds = make_dataset(x_train, y_train, len(labels), batch, training=True, augmentation=augmentation,
-                            seed=config.seed)
-    val_ds = make_dataset(x_val, y_val, len(labels), 512)
+                            seed=config.seed, context=c_train if config.context else None,
+                            context_dropout=config.context_dropout)
+    val_ds = make_dataset(x_val, y_val, len(labels), 512, context=c_val if config.context else None)
     steps = len(y_train) // batch
     if steps == 0:
         raise ValueError(f"{len(y_train)} training symbols are fewer than one batch of {batch}")
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     epochs_run = len(history.history.get("loss", []))
 
     # the best checkpoint on validation is the model; export it where the recognizer looks
-    best = keras.saving.load_model(run.best_model) if run.best_model.exists() else model
+    best = keras.saving.load_model(run.best_model, compile=False) if run.best_model.exists() else model
     save_recognizer_files(best, labels, run.model_dir, config=config.to_dict())
     if args.export:
         save_recognizer_files(best, labels, args.export, config=config.to_dict())
@@ -151,17 +154,22 @@ def main(argv: list[str] | None = None) -> int:
               "total_seconds": round(time.time() - start, 1)}
     if not args.no_test:
         test = load_split("test", args.test_dir, config.size, args.data)
-        evaluation = evaluate_symbols(SymbolRecognizer(run.model_dir), test)
+        recognizer = SymbolRecognizer(run.model_dir)
+        evaluation = evaluate_symbols(recognizer, test)
         result["test"] = evaluation.to_dict()
         print(f"test: n={evaluation.n} top1={evaluation.top1:.4f} top5={evaluation.top5:.4f}", flush=True)
+        if recognizer.uses_context:  # and as the canvas sees a symbol: alone
+            alone = evaluate_symbols(recognizer, test, use_context=False)
+            result["test_without_context"] = alone.summary()
+            print(f"test without context: top1={alone.top1:.4f} top5={alone.top5:.4f}", flush=True)
         try:
             from mathocr.symbol_plots import save_confusion_plot
             save_confusion_plot(evaluation, run.path / "confusion.png")
         except ImportError:
             pass
     runs.write_json_atomic(run.evaluation_file, result)
-    run.update_status(state="finished", **{k: v for k, v in result.items() if k != "test"})
-    print(json.dumps({k: v for k, v in result.items() if k != "test"}), flush=True)
+    run.update_status(state="finished", **{k: v for k, v in result.items() if not k.startswith("test")})
+    print(json.dumps({k: v for k, v in result.items() if not k.startswith("test")}), flush=True)
     return 0
 
 
