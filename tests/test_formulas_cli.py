@@ -91,3 +91,19 @@ def test_training_command_trains_exports_and_resumes(inkml_dir, tmp_path, capsys
     assert main(common + ["--epochs", "2", "--no-test"]) == 0
     rows = (run / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2  # header, epoch 1, epoch 2
+
+
+@pytest.mark.data
+def test_shipped_model_on_crohme_2014(real_data, capsys):
+    from mathocr.data import crohme_available
+    from mathocr.formula_decode import SHIPPED_MODEL_DIR
+
+    if not (SHIPPED_MODEL_DIR / "formulas.keras").exists():
+        pytest.skip(f"no shipped formula model at {SHIPPED_MODEL_DIR}")
+    if not crohme_available(real_data):
+        pytest.skip(f"CROHME is not under {real_data}")
+    code, out = run_cli(["evaluate", "formulas", "--limit", "20", "--json"], capsys)
+    assert code == 0
+    scores = json.loads(out.out)
+    assert scores["n"] == 20 and KEYS <= set(scores)
+    assert scores["ms_per_formula"] < 1000
