@@ -45,6 +45,15 @@ def canvas_state(json_data: dict) -> dict:
     return {"drawing": {"raw": json_data, "data": None}, "backgroundFit": None}
 
 
+def _lowercase_types(json_data: dict | None) -> dict | None:
+    """fabric.js 7 (inside streamlit-drawable-canvas 0.13) names a free-drawn path ``"Path"``, older
+    versions ``"path"``; ``strokes_from_fabric`` reads the lower-case name."""
+    if not json_data:
+        return json_data
+    objects = [dict(obj, type=str(obj.get("type", "")).lower()) for obj in json_data.get("objects", [])]
+    return dict(json_data, objects=objects)
+
+
 def ink_input(key: str, height: int = 280, width: int = 280, stroke_width: int = 10,
               canvas_image: bool = False, upload: bool = True) -> InkInput:
     """A canvas to draw on, or (with ``upload``) a file to upload; see the module docstring."""
@@ -58,7 +67,7 @@ def ink_input(key: str, height: int = 280, width: int = 280, stroke_width: int =
         result = st_canvas(stroke_width=stroke_width, stroke_color="#000000", background_color="#FFFFFF",
                            height=height, width=width, drawing_mode="freedraw", key=f"{key}_canvas",
                            return_image_data=canvas_image)
-        strokes = strokes_from_fabric(result.json_data)
+        strokes = strokes_from_fabric(_lowercase_types(result.json_data))
         if not strokes:
             return InkInput()
         picture = None

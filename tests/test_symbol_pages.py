@@ -17,10 +17,12 @@ from pages.common import canvas_state
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 LABELS = ["x", "+", "=", "\\alpha", "\\sqrt", "(", "1"]
-# An "x" as fabric.js describes two free-drawn strokes
-X_DRAWING = {"objects": [
-    {"type": "path", "path": [["M", 40, 40], ["Q", 90, 90, 140, 140], ["L", 200, 200]]},
-    {"type": "path", "path": [["M", 200, 40], ["Q", 150, 90, 120, 120], ["L", 40, 200]]},
+# An "x" as the canvas (fabric.js 7) describes two free-drawn strokes: canvas coordinates, no pathOffset
+X_DRAWING = {"version": "7.4.0", "objects": [
+    {"type": "Path", "originX": "center", "originY": "center", "left": 120, "top": 120,
+     "path": [["M", 40, 40], ["Q", 90, 90, 140, 140], ["L", 200, 200]]},
+    {"type": "Path", "originX": "center", "originY": "center", "left": 120, "top": 120,
+     "path": [["M", 200, 40], ["Q", 150, 90, 120, 120], ["L", 40, 200]]},
 ]}
 
 
