@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import tensorflow as tf
 
 from mathocr.data import REPO_ROOT
 from mathocr.formula_data import HEIGHT, MAX_WIDTH, formula_bitmap, pad_batch, render_formula
@@ -43,8 +44,6 @@ class FormulaDecoder:
     """Greedy and beam search over a trained formula model (from ``build_formula_model``)."""
 
     def __init__(self, model, start_id: int, end_id: int, pad_id: int = 0):
-        import tensorflow as tf
-
         self.model = model
         self.start_id, self.end_id, self.pad_id = start_id, end_id, pad_id
         get = model.get_layer
@@ -64,8 +63,6 @@ class FormulaDecoder:
 
     # -- the pieces -------------------------------------------------------------------------
     def _encode(self, images):
-        import tensorflow as tf
-
         features = self.encoder(images, training=False)
         memory = self.grid(features)
         keys = self.keys_layer(memory)
@@ -73,8 +70,6 @@ class FormulaDecoder:
         return features, memory, keys, self.init_query(summary), self.init_output(summary)
 
     def _step(self, token, h1, h2, coverage, keys, memory, hf, wf):
-        import tensorflow as tf
-
         embedded = self.embedding(token)
         query, states = self.query_cell(embedded, [h1], training=False)
         h1 = states[0]
@@ -85,8 +80,6 @@ class FormulaDecoder:
         return tf.nn.log_softmax(logits), h1, h2, coverage + alpha1, alpha
 
     def _greedy(self, images, max_steps):
-        import tensorflow as tf
-
         features, memory, keys, h1, h2 = self._encode(images)
         b = tf.shape(images)[0]
         hf, wf = tf.shape(features)[1], tf.shape(features)[2]
@@ -110,8 +103,6 @@ class FormulaDecoder:
         return tf.transpose(tokens_ta.stack()), tf.transpose(alphas_ta.stack(), [1, 0, 2]), score, hf, wf
 
     def _beam(self, image, width, max_steps):
-        import tensorflow as tf
-
         features, memory, keys, h1, h2 = self._encode(image[:1])
         hf, wf = tf.shape(features)[1], tf.shape(features)[2]
         memory, keys = tf.repeat(memory, width, 0), tf.repeat(keys, width, 0)
