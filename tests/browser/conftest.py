@@ -6,7 +6,8 @@ sync API; never ``playwright install``). Every test here is skipped when /usr/bi
   ``MATHOCR_DATA`` when the environment sets it, else a synthetic dataset written here
   (``fixtures.write_synthetic_data``; ``app_data`` gives that directory). The server's output
   is in ``<tmp>/streamlit.log``; the server is stopped when the session ends. Its root page is
-  opened once before any test, so deep links (``/datasets``) get app.py's navigation.
+  opened once before any test, so deep links (``/datasets``) get app.py's navigation. Its runs
+  directory (``MATHOCR_RUNS``) is an empty temporary folder.
 * ``browser`` (session): a headless chromium with the flags that work on these machines.
 * ``page`` (function): a fresh tab (1400 x 1000) in its own context, closed after the test.
 
@@ -75,7 +76,9 @@ def app_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def app_url(app_data, browser, tmp_path_factory):
-    env = dict(os.environ, MATHOCR_DATA=str(app_data), TF_CPP_MIN_LOG_LEVEL="2")
+    # an empty runs directory: the Training page shows no runs of this machine's, and a test's runs land there
+    env = dict(os.environ, MATHOCR_DATA=str(app_data), MATHOCR_RUNS=str(tmp_path_factory.mktemp("app-runs")),
+               TF_CPP_MIN_LOG_LEVEL="2")
     if not os.environ.get("MATHOCR_DATA"):  # the synthetic data's index must not land in .cache/
         env["MATHOCR_CACHE"] = str(tmp_path_factory.mktemp("app-cache"))
     python = REPO / ".venv" / "bin" / "python"
