@@ -247,6 +247,13 @@ class FormulaRecognizer:
         config = {"height": self.height, "max_width": self.max_width, **(extra_config or {})}
         (directory / self.CONFIG_FILE).write_text(json.dumps(config, indent=2))
 
+    def warm_up(self, beam_width: int = 5) -> "FormulaRecognizer":
+        """Trace the compiled searches once (a few seconds), so a user's first formula is fast."""
+        blank = np.zeros((self.height, 64), np.float32)
+        self.recognize_array(blank, 1)
+        self.recognize_array(blank, beam_width)
+        return self
+
     # inputs
     def input_from_strokes(self, strokes) -> np.ndarray:
         return ink_array(render_formula(strokes, self.height, self.max_width))

@@ -19,7 +19,7 @@ ENCODER_LAYERS = ["relu1", "relu2", "relu3", "relu4", "relu5"]
 
 @st.cache_resource(show_spinner="Loading the formula model...")
 def load_recognizer(directory: str) -> FormulaRecognizer:
-    return FormulaRecognizer.load(directory)
+    return FormulaRecognizer.load(directory).warm_up()
 
 
 @st.cache_data(show_spinner="Reading CROHME's 2014 test formulas (once)...")

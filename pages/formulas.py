@@ -16,7 +16,7 @@ LAST_KEY = "formula_last"  # the latest recognition, for the attention viewer
 
 @st.cache_resource(show_spinner="Loading the formula model...")
 def load_recognizer(directory: str) -> FormulaRecognizer:
-    return FormulaRecognizer.load(directory)
+    return FormulaRecognizer.load(directory).warm_up()
 
 
 def recognize(recognizer: FormulaRecognizer, ink, beam_width: int):
