@@ -223,6 +223,7 @@ class FormulaRecognizer:
         self.vocab = vocab
         self.height, self.max_width = height, max_width
         self.decoder = FormulaDecoder(model, vocab.start_id, vocab.end_id, vocab.pad_id)
+        self.length_limit = True
 
     @classmethod
     def load(cls, directory: str | Path) -> "FormulaRecognizer":
@@ -247,6 +248,11 @@ class FormulaRecognizer:
         config = {"height": self.height, "max_width": self.max_width, **(extra_config or {})}
         (directory / self.CONFIG_FILE).write_text(json.dumps(config, indent=2))
 
+    def step_limit(self, width: int) -> int:
+        """How many tokens a search may emit for an input ``width`` pixels wide: the width-based
+        limit, or ``MAX_STEPS`` for everything when ``length_limit`` is off (to measure loops)."""
+        return max_steps_for(width) if self.length_limit else MAX_STEPS
+
     def warm_up(self, beam_width: int = 5) -> "FormulaRecognizer":
         """Trace the compiled searches once (a few seconds), so a user's first formula is fast."""
         blank = np.zeros((self.height, 64), np.float32)
@@ -266,9 +272,9 @@ class FormulaRecognizer:
         start = time.perf_counter()
         batch = pad_batch([array])
         if beam_width <= 1:
-            hyps = self.decoder.greedy(batch)
+            hyps = self.decoder.greedy(batch, self.step_limit(array.shape[1]))
         else:
-            hyps = self.decoder.beam(batch, beam_width)
+            hyps = self.decoder.beam(batch, beam_width, self.step_limit(array.shape[1]))
         ms = (time.perf_counter() - start) * 1000
         candidates = []
         for h in hyps:
@@ -286,7 +292,7 @@ class FormulaRecognizer:
 
     def recognize_batch(self, arrays: Sequence[np.ndarray]) -> list[dict]:
         """Greedy hypotheses (see ``FormulaDecoder.greedy``) for inputs decoded together."""
-        return self.decoder.greedy(pad_batch(list(arrays)), max_steps_for(max(a.shape[1] for a in arrays)))
+        return self.decoder.greedy(pad_batch(list(arrays)), self.step_limit(max(a.shape[1] for a in arrays)))
 
     def recognize_many(self, arrays: Sequence[np.ndarray], batch_size: int = 32, progress=None) -> list[dict]:
         """Greedy hypotheses for many inputs, batched by width (the order of ``arrays`` is kept);
