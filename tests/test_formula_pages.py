@@ -27,7 +27,7 @@ DRAWING = {"objects": [
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    return save_tiny_recognizer(tmp_path_factory.mktemp("formula_model"), train_steps=2)
+    return save_tiny_recognizer(tmp_path_factory.mktemp("formula_model"))
 
 
 def open_page(name: str, model_dir, monkeypatch):

@@ -16,7 +16,7 @@ KEYS = {"n", "exprate", "le1", "le2", "bleu4", "token_edit_distance", "ms_per_fo
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    return save_tiny_recognizer(tmp_path_factory.mktemp("formula_model"), train_steps=2)
+    return save_tiny_recognizer(tmp_path_factory.mktemp("formula_model"))
 
 
 @pytest.fixture(scope="module")
