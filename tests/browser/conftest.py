@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(items):
     skip = pytest.mark.skip(reason=f"{CHROMIUM} is missing: install Debian's chromium (./test.sh does) "
                                    "to run the browser tests")
     for item in items:
-        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+        if item.path.is_relative_to(Path(__file__).parent):
             item.add_marker(skip)
 
 
