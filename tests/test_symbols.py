@@ -243,3 +243,37 @@ def test_shipped_model_on_part_of_crohme_2014(real_data, capsys, tmp_path):
     assert main(["evaluate", "symbols", "--inkml-dir", str(subset), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n"] > 300 and result["top1"] > 0.85
+
+
+def test_a_killed_training_run_resumes_from_its_last_epoch(symbol_dirs, tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "MATHOCR_CACHE": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": str(REPO)}
+    args = ["--train-dir", str(symbol_dirs["train"]), "--val-dir", str(symbol_dirs["val"]), "--no-test",
+            "--runs", str(tmp_path / "runs"), "--name", "killed", *TINY]
+    args[args.index("--epochs") + 1] = "12"
+    command = [sys.executable, "-m", "training.symbols", *args]
+    metrics = tmp_path / "runs" / "symbols" / "killed" / "metrics.csv"
+
+    def epochs_logged() -> list[int]:
+        if not metrics.exists():
+            return []
+        with metrics.open() as handle:
+            return [int(row["epoch"]) for row in csv.DictReader(handle)]
+
+    first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(epochs_logged()) < 2 and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    before = epochs_logged()
+    assert 2 <= len(before) < 12, before
+
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = epochs_logged()[len(before):]
+    # the second process started where the backup left off, not from epoch 0, and finished the plan
+    assert after[0] >= 1 and after[0] <= before[-1] + 1 and after[-1] == 11, (before, after)
