@@ -38,6 +38,9 @@ class FormulaModelConfig:
     coverage: bool = True
     coverage_filters: int = 16
     dropout: float = 0.2
+    # Weight of a second loss on the first attention pass's own prediction of the next token (0: none).
+    # Without it the first pass is trained only through the coverage it feeds, and may stay vague.
+    guide_weight: float = 0.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -101,11 +104,13 @@ class CoverageAttention(layers.Layer):
     stepped decoder and also returns the first-pass weights that feed the coverage.
     """
 
-    def __init__(self, attention_dim: int = 192, coverage: bool = True, coverage_filters: int = 16, **kwargs):
+    def __init__(self, attention_dim: int = 192, coverage: bool = True, coverage_filters: int = 16,
+                 first_pass_context: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.attention_dim = attention_dim
         self.coverage = coverage
         self.coverage_filters = coverage_filters
+        self.first_pass_context = first_pass_context  # also return the first pass's context (for its own loss)
 
     def build(self, input_shape):
         q_dim = input_shape[0][-1]
@@ -149,6 +154,8 @@ class CoverageAttention(layers.Layer):
         cov = self._coverage_features(ops.reshape(coverage, (b * t, n)), h, w)
         cov = ops.reshape(cov, (b, t, n, self.attention_dim))
         alpha = self._weights(queries, keys_t, self.query2, self.score2, cov)
+        if self.first_pass_context:
+            return alpha, ops.matmul(alpha, memory), ops.matmul(alpha1, memory)
         return alpha, ops.matmul(alpha, memory)
 
     def step(self, query, keys, memory, coverage, h, w):
@@ -162,11 +169,12 @@ class CoverageAttention(layers.Layer):
 
     def compute_output_shape(self, input_shape):
         q, _, mem, _ = input_shape
-        return (q[0], q[1], mem[1]), (q[0], q[1], mem[-1])
+        shapes = ((q[0], q[1], mem[1]), (q[0], q[1], mem[-1]))
+        return shapes + ((q[0], q[1], mem[-1]),) if self.first_pass_context else shapes
 
     def get_config(self):
         return {**super().get_config(), "attention_dim": self.attention_dim, "coverage": self.coverage,
-                "coverage_filters": self.coverage_filters}
+                "coverage_filters": self.coverage_filters, "first_pass_context": self.first_pass_context}
 
 
 def build_encoder(height: int, filters=(24, 48, 96, 128, 160)) -> keras.Model:
@@ -199,22 +207,39 @@ def build_formula_model(vocab_size: int, height: int = 48, config: FormulaModelC
 
     embedded = layers.Embedding(vocab_size, cfg.embed_dim, name="embedding")(tokens)
     queries = layers.GRU(cfg.units, return_sequences=True, name="query_gru")(embedded, initial_state=h1)
-    alpha, context = CoverageAttention(cfg.attention_dim, cfg.coverage, cfg.coverage_filters,
-                                       name="attention")([queries, keys, memory, features])
+    guided = cfg.coverage and cfg.guide_weight > 0
+    attended = CoverageAttention(cfg.attention_dim, cfg.coverage, cfg.coverage_filters, first_pass_context=guided,
+                                 name="attention")([queries, keys, memory, features])
+    alpha, context = attended[0], attended[1]
     outputs = layers.GRU(cfg.units, return_sequences=True, name="output_gru")(
         layers.Concatenate(name="gru_input")([queries, context]), initial_state=h2)
     deep = layers.Dense(cfg.units, activation="tanh", name="deep_output")(
         layers.Concatenate(name="deep_input")([outputs, context, embedded]))
     deep = layers.Dropout(cfg.dropout, name="dropout")(deep)
     logits = layers.Dense(vocab_size, name="logits")(deep)
-    model = keras.Model([images, tokens], logits, name="formula_recognizer")
+    outputs = logits
+    if guided:  # the first pass predicts the next token too, from its query and its own context
+        guide = layers.Dense(cfg.units, activation="tanh", name="first_pass_deep")(
+            layers.Concatenate(name="first_pass_input")([queries, attended[2]]))
+        outputs = [logits, layers.Dense(vocab_size, name="first_pass_logits")(guide)]
+    model = keras.Model([images, tokens], outputs, name="formula_recognizer")
     model.formula_config = cfg
     return model
 
 
-def compile_formula_model(model: keras.Model, learning_rate: float = 1e-3) -> keras.Model:
+def compile_formula_model(model: keras.Model, learning_rate: float = 1e-3, guide_weight: float = 0.0) -> keras.Model:
+    """Adam with gradient clipping; cross-entropy over the tokens, padding ignored. A guided model
+    (two outputs) adds its first pass's loss with ``guide_weight``; its targets are ``(y, y)``."""
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    guided = len(model.outputs) == 2
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+        loss=[loss, loss] if guided else loss,
+        loss_weights=[1.0, guide_weight] if guided else None,
     )
     return model
+
+
+def main_logits(outputs):
+    """The next-token logits of a model's output (a guided model also returns its first pass's)."""
+    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs

@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--attention-dim", type=int, default=FormulaModelConfig.attention_dim)
     parser.add_argument("--dropout", type=float, default=FormulaModelConfig.dropout)
     parser.add_argument("--no-coverage", action="store_true", help="attention without coverage (for comparison)")
+    parser.add_argument("--guide-weight", type=float, default=FormulaModelConfig.guide_weight,
+                        help="weight of the first attention pass's own next-token loss (0: none)")
     parser.add_argument("--no-augment", action="store_true", help="train on the plain renderings")
     parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over the training formulas")
     parser.add_argument("--patience", type=int, default=20, help="early stopping on validation ExpRate")
@@ -134,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     keras.utils.set_random_seed(args.seed)
     model_config = FormulaModelConfig(filters=tuple(args.filters), units=args.units, attention_dim=args.attention_dim,
-                                      dropout=args.dropout, coverage=not args.no_coverage)
+                                      dropout=args.dropout, coverage=not args.no_coverage,
+                                      guide_weight=args.guide_weight)
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
@@ -179,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"continuing from {last} after epoch {initial_epoch}", flush=True)
         else:
             model = build_formula_model(len(vocab), args.height, model_config)
-            compile_formula_model(model, args.learning_rate)
+            compile_formula_model(model, args.learning_rate, args.guide_weight)
     model.summary(print_fn=lambda line, **_: print(line))
     recognizer = FormulaRecognizer(model, vocab, args.height, args.max_width)
 
@@ -192,9 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     callbacks.insert(0, exprate_callback(recognizer, val_arrays, [f.tokens for f in val]))
     callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=4, min_lr=1e-5,
                                                        verbose=1))
+    train_ds, val_ds = source.dataset(), val_source.dataset(repeat=False)
+    if len(model.outputs) == 2:  # a guided model: the first pass learns the same targets
+        train_ds, val_ds = (ds.map(lambda x, y: (x, (y, y))) for ds in (train_ds, val_ds))
     fit_start = time.time()
     try:
-        history = model.fit(source.dataset(), steps_per_epoch=steps, validation_data=val_source.dataset(repeat=False),
+        history = model.fit(train_ds, steps_per_epoch=steps, validation_data=val_ds,
                             epochs=args.epochs, initial_epoch=initial_epoch, callbacks=callbacks,
                             verbose=args.verbose)
     except BaseException as err:
