@@ -19,6 +19,7 @@ PAGES = {
         st.Page("pages/symbol_activations.py", title="Symbol activations", icon=":material/visibility:"),
     ],
     "Train": [
+        st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
     ],
 }
 

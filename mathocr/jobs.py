@@ -49,6 +49,13 @@ class Param:
 
     def parse(self, value) -> object:
         """The value as the training command wants it, or ValueError with a message for a person."""
+        if self.kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+                raise ValueError(f"{self.name} must be on or off, not {value!r}")
+            return text in ("true", "yes", "on", "1")
         if self.kind is str:
             text = str(value).strip()
             if self.choices and text not in self.choices:
@@ -92,7 +99,11 @@ class ModelKind:
             if p.name not in values:
                 continue
             try:
-                args += [p.flag, str(p.parse(values[p.name]))]
+                value = p.parse(values[p.name])
+                if p.kind is bool:  # a switch that turns the default off (--no-augment)
+                    args += [] if value else [p.flag]
+                else:
+                    args += [p.flag, str(value)]
             except ValueError as err:
                 errors.append(str(err))
         unknown = set(values) - {p.name for p in self.params}
@@ -399,8 +410,27 @@ register_kind(ModelKind(
     },
 ))
 
+register_kind(ModelKind(
+    name="formulas", title="Handwritten formulas (seq2seq)", module="training.formulas",
+    params=(
+        Param("epochs", "--epochs", int, 200, 1, 1000, "passes over the training data"),
+        Param("batch_size", "--batch-size", int, 32, 1, 1024, "formulas per training step"),
+        Param("learning_rate", "--learning-rate", float, 1e-3, 1e-6, 1.0, "the optimizer's learning rate"),
+        Param("fraction", "--fraction", float, 1.0, 0.001, 1.0, "the share of the training formulas to use"),
+        Param("image_height", "--height", int, 48, 16, 256, "formula image height in pixels"),
+        Param("units", "--units", int, 256, 8, 2048, "model size: the GRUs' width"),
+        Param("augment", "--no-augment", bool, True, help="re-render the ink with random slant, scale, jitter"),
+        Param("steps_per_epoch", "--steps-per-epoch", int, 300, 1, 100000, "training steps between validations"),
+    ),
+    presets={
+        "smoke (about a minute)": {"epochs": 1, "fraction": 0.05, "units": 32, "steps_per_epoch": 5,
+                                   "batch_size": 8},
+        "standard": {},
+    },
+))
+
 # what loads a model directory of each kind (checked before a model is promoted)
-LOADERS = {"symbols": ("mathocr.symbols", "SymbolRecognizer")}
+LOADERS = {"symbols": ("mathocr.symbols", "SymbolRecognizer"), "formulas": ("mathocr.formula_decode", "FormulaRecognizer.load")}
 
 
 def model_loader(kind: str):
@@ -408,7 +438,10 @@ def model_loader(kind: str):
     import importlib
 
     module, name = LOADERS[kind]
-    return getattr(importlib.import_module(module), name)
+    loader = importlib.import_module(module)
+    for part in name.split("."):  # "Class.load" names a class method
+        loader = getattr(loader, part)
+    return loader
 
 
 def main(argv: list[str] | None = None) -> int:

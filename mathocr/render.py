@@ -133,7 +133,7 @@ def strokes_from_fabric(json_data: dict | None) -> list[np.ndarray]:
     position the way fabric.js places it."""
     strokes = []
     for obj in (json_data or {}).get("objects", []):
-        if obj.get("type") != "path" or not obj.get("path"):
+        if str(obj.get("type", "")).lower() != "path" or not obj.get("path"):  # fabric 7 says "Path"
             continue
         points = []
         for command in obj["path"]:

@@ -182,6 +182,11 @@ class Augmentation:
     shift: float = 0.06  # fraction of the image side
     pen: float = 0.5  # blend towards a dilated (thicker) or eroded (thinner) pen, at most this much
 
+    def scaled(self, strength: float) -> "Augmentation":
+        """Every range times ``strength`` (the pen blend capped at 1)."""
+        return Augmentation(self.rotate_deg * strength, self.shear * strength, self.scale * strength,
+                            self.shift * strength, min(1.0, self.pen * strength))
+
 
 def _affine_transforms(batch: int, size: int, aug: Augmentation):
     """Per-image projective transforms (the output-to-input maps ImageProjectiveTransformV3 takes)

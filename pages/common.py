@@ -16,7 +16,9 @@ Tests drive the canvas through ``AppTest`` by setting ``session_state[f"{key}_ca
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -85,3 +87,17 @@ def ink_input(key: str, height: int = 280, width: int = 280, stroke_width: int =
         return InkInput(error=f"{uploaded.name}: {err}")
     st.image(picture, caption=f"{uploaded.name} ({picture.width} x {picture.height})", width=min(width, picture.width))
     return InkInput(picture=picture, source="upload")
+
+
+def model_directory(kind: str, env_var: str) -> str:
+    """The model directory a recognizer page loads: ``env_var`` if set (tests, experiments), else
+    the model promoted on the Training page, else the one shipped in ``models/<kind>/``. A caption
+    says which, so a user knows what answers."""
+    from mathocr import jobs
+
+    override = os.environ.get(env_var)
+    directory = override or str(jobs.active_model_dir(kind))
+    shipped = Path(directory).resolve() == (jobs.MODELS_DIR / kind).resolve()
+    where = "the shipped model" if shipped and not override else f"the model in `{directory}`"
+    st.caption(f"Using {where}.")
+    return directory

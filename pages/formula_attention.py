@@ -1,16 +1,14 @@
 """Where the formula model looked: for each emitted token, its attention over the input, and the
 encoder's feature maps."""
 
-import os
-
 import numpy as np
 import streamlit as st
 
 from mathocr import data
-from mathocr.formula_decode import SHIPPED_MODEL_DIR, FormulaRecognizer
+from mathocr.formula_decode import FormulaRecognizer
 from mathocr.formula_plots import attention_overlay, feature_map_tiles
 from mathocr.render import ImageError
-from pages.common import ink_input
+from pages.common import ink_input, model_directory
 
 MODEL_ENV = "MATHOCR_FORMULA_MODEL"
 LAST_KEY = "formula_last"  # set by the Formulas page
@@ -33,7 +31,7 @@ st.title("Formula attention")
 st.caption("For every token the model wrote, the place in the input it attended to (red), so you can see "
            "where it looked when it wrote each symbol.")
 
-model_dir = os.environ.get(MODEL_ENV) or str(SHIPPED_MODEL_DIR)
+model_dir = model_directory("formulas", MODEL_ENV)
 try:
     recognizer = load_recognizer(model_dir)
 except (FileNotFoundError, OSError, ValueError) as err:

@@ -1,14 +1,12 @@
 """Handwritten formula to LaTeX: draw a whole formula (or upload a picture of one), get its LaTeX,
 its rendering, the other beam candidates, and what sympy makes of it."""
 
-import os
-
 import streamlit as st
 
-from mathocr.formula_decode import SHIPPED_MODEL_DIR, FormulaRecognizer
+from mathocr.formula_decode import FormulaRecognizer
 from mathocr.formula_math import sympy_reading
 from mathocr.render import ImageError
-from pages.common import ink_input
+from pages.common import ink_input, model_directory
 
 MODEL_ENV = "MATHOCR_FORMULA_MODEL"  # another model directory than the shipped one (tests, experiments)
 LAST_KEY = "formula_last"  # the latest recognition, for the attention viewer
@@ -34,7 +32,7 @@ def recognize(recognizer: FormulaRecognizer, ink, beam_width: int):
 st.title("Formulas")
 st.caption("Write a whole formula; its LaTeX appears, ready to copy, with the model's confidence and its other guesses.")
 
-model_dir = os.environ.get(MODEL_ENV) or str(SHIPPED_MODEL_DIR)
+model_dir = model_directory("formulas", MODEL_ENV)
 try:
     recognizer = load_recognizer(model_dir)
 except (FileNotFoundError, OSError, ValueError) as err:

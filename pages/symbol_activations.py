@@ -1,7 +1,5 @@
 """Inside the symbol network: each convolution's feature maps, and where the evidence lies (Grad-CAM)."""
 
-import os
-
 import matplotlib.pyplot as plt
 import numpy as np
 import streamlit as st
@@ -11,14 +9,14 @@ from mathocr.symbol_explain import feature_maps, grad_cam
 from mathocr.symbol_model import conv_layer_names
 from mathocr.symbol_plots import feature_map_figure, grad_cam_figure
 from mathocr.symbols import ModelMissing, SymbolRecognizer, display_latex
-from pages.common import ink_input
+from pages.common import ink_input, model_directory
 
 MODEL_ENV = "MATHOCR_SYMBOL_MODEL"
 
 
 @st.cache_resource(show_spinner="Loading the symbol model...")
-def load_recognizer(directory: str | None) -> SymbolRecognizer:
-    return SymbolRecognizer(directory) if directory else SymbolRecognizer()
+def load_recognizer(directory: str) -> SymbolRecognizer:
+    return SymbolRecognizer(directory)
 
 
 @st.cache_data(show_spinner="Rendering CROHME's validation symbols (once)...")
@@ -39,7 +37,7 @@ st.caption("What each convolution of the symbol network responds to, and which p
            "made it choose its answer.")
 
 try:
-    recognizer = load_recognizer(os.environ.get(MODEL_ENV))
+    recognizer = load_recognizer(model_directory("symbols", MODEL_ENV))
 except ModelMissing as err:
     st.error(str(err))
     st.stop()

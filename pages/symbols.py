@@ -1,25 +1,23 @@
 """Detexify-style symbol lookup: draw one symbol (or upload a picture), get the LaTeX command."""
 
-import os
-
 import streamlit as st
 
 from mathocr.symbols import ModelMissing, SymbolRecognizer, display_latex
-from pages.common import ink_input
+from pages.common import ink_input, model_directory
 
 MODEL_ENV = "MATHOCR_SYMBOL_MODEL"  # another model directory than the shipped one (tests, experiments)
 
 
 @st.cache_resource(show_spinner="Loading the symbol model...")
-def load_recognizer(directory: str | None) -> SymbolRecognizer:
-    return SymbolRecognizer(directory) if directory else SymbolRecognizer()
+def load_recognizer(directory: str) -> SymbolRecognizer:
+    return SymbolRecognizer(directory)
 
 
 st.title("Symbols")
 st.caption("Draw one symbol; the five likeliest LaTeX commands appear with their probabilities.")
 
 try:
-    recognizer = load_recognizer(os.environ.get(MODEL_ENV))
+    recognizer = load_recognizer(model_directory("symbols", MODEL_ENV))
 except ModelMissing as err:
     st.error(str(err))
     st.stop()

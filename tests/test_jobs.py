@@ -108,3 +108,21 @@ def test_promote_is_refused_for_a_broken_model_and_switches_atomically(tmp_path)
     history = jobs.active_models()["toy"]["history"]
     assert history[0]["path"] == str(active)
     assert jobs.switch_to("toy", active, loader) == active
+
+
+def test_every_kind_turns_its_presets_into_command_arguments():
+    for kind in jobs.KINDS.values():
+        for preset in kind.presets.values():
+            values = {p.name: preset.get(p.name, p.default) for p in kind.params}
+            args = kind.command_args(values)
+            assert all(isinstance(a, str) for a in args)
+    formulas = jobs.KINDS["formulas"]
+    assert "--no-augment" in formulas.command_args({"augment": "off"})
+    assert "--no-augment" not in formulas.command_args({"augment": True})
+    with pytest.raises(ValueError, match="on or off"):
+        formulas.command_args({"augment": "maybe"})
+    # the training commands accept what the page sends
+    for kind in (jobs.KINDS["symbols"], jobs.KINDS["formulas"]):
+        parser = __import__(kind.module, fromlist=["build_parser"]).build_parser()
+        values = {p.name: p.default for p in kind.params}
+        parser.parse_args(kind.command_args(values) + ["--name", "x", "--runs", "/tmp/x"])

@@ -304,3 +304,10 @@ def test_fit_bitmap_crops_to_the_ink_and_centres_it():
 def test_fit_bitmap_refuses_a_blank_image():
     with pytest.raises(ImageError, match="blank"):
         fit_bitmap(Image.new("L", (50, 50), 255))
+
+
+def test_strokes_from_fabric_reads_fabric_7_paths():
+    # streamlit-drawable-canvas 0.13 ships fabric.js 7, whose objects say "Path"
+    data = {"objects": [{"type": "Path", "path": [["M", 10, 20], ["Q", 12, 22, 14, 24], ["L", 30, 40]]}]}
+    [stroke] = strokes_from_fabric(data)
+    assert stroke.tolist() == [[10, 20], [14, 24], [30, 40]]

@@ -24,6 +24,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
+
 from mathocr import runs  # noqa: E402
 from mathocr.formula_data import HEIGHT, MAX_WIDTH, TrainingBatches, load_crohme_formulas, load_inkml_formulas, plain_images  # noqa: E402
 from mathocr.formula_model import FormulaModelConfig  # noqa: E402
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--guide-weight", type=float, default=FormulaModelConfig.guide_weight,
                         help="weight of the first attention pass's own next-token loss (0: none)")
     parser.add_argument("--no-augment", action="store_true", help="train on the plain renderings")
+    parser.add_argument("--fraction", type=float, default=1.0, help="train on this random fraction of the formulas")
     parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over the training formulas")
     parser.add_argument("--patience", type=int, default=20, help="early stopping on validation ExpRate")
     parser.add_argument("--seed", type=int, default=0)
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
-        "augment": not args.no_augment, "strategy": args.strategy, "seed": args.seed,
+        "augment": not args.no_augment, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir,
     }
     run = runs.create_run("formulas", run_config, name=args.name, root=args.runs)
@@ -157,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exported {run.best_model} to {args.export or run.model_dir}")
         return 0
 
+    if not 0 < args.fraction <= 1:
+        raise ValueError(f"--fraction must be in (0, 1], not {args.fraction}")
+    if args.fraction < 1:  # the vocabulary above still comes from every training formula
+        pick = np.random.default_rng(args.seed).permutation(len(train))[: max(1, int(len(train) * args.fraction))]
+        train = [train[i] for i in sorted(pick)]
     val = load_split("validation", args.val_dir, args.data)
     source = TrainingBatches(train, vocab, args.batch_size, args.max_tokens, seed=args.seed,
                              augment=not args.no_augment, height=args.height, max_width=args.max_width)

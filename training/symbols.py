@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--layers", type=parse_layers, help='convolution plan, e.g. "32,32,M,64,64,M,128,M"')
     parser.add_argument("--dense", type=lambda s: [int(x) for x in s.split(",") if x], help="hidden Dense sizes")
     parser.add_argument("--no-augment", action="store_true", help="train on the rendered images as they are")
+    parser.add_argument("--augment", type=float, default=1.0,
+                        help="augmentation strength: every range times this (0: none, 1: the default)")
     parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity (0, 1, 2)")
     return parser
 
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(y_train)} training symbols in {len(labels)} classes, {len(y_val)} validation symbols "
           f"({len(val) - len(y_val)} of unknown classes left out); data ready in {time.time() - start:.1f} s", flush=True)
 
-    run_config = {"model": config.to_dict(), "strategy": args.strategy, "fraction": args.fraction,
+    run_config = {"model": config.to_dict(), "augment_strength": args.augment, "strategy": args.strategy, "fraction": args.fraction,
                   "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir,
                   "n_train": int(len(y_train)), "n_val": int(len(y_val)), "classes": len(labels),
                   "command": " ".join(["python -m training.symbols"] + sys.argv[1:] if argv is None else argv)}
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     strategy = runs.make_strategy(args.strategy)
     print(f"strategy: {args.strategy}, replicas in sync: {strategy.num_replicas_in_sync}", flush=True)
     batch = config.batch_size
-    augmentation = Augmentation() if config.augment else None
+    augmentation = Augmentation().scaled(args.augment) if config.augment and args.augment > 0 else None
     train_ds = make_dataset(x_train, y_train, len(labels), batch, training=True, augmentation=augmentation,
                             seed=config.seed, context=c_train if config.context else None,
                             context_dropout=config.context_dropout)

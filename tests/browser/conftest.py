@@ -8,6 +8,7 @@ sync API; never ``playwright install``). Every test here is skipped when /usr/bi
   is in ``<tmp>/streamlit.log``; the server is stopped when the session ends. Its root page is
   opened once before any test, so deep links (``/datasets``) get app.py's navigation. Its runs
   directory (``MATHOCR_RUNS``) is an empty temporary folder.
+* ``synthetic_app_url`` (session): another app, always on the synthetic dataset (quick training runs).
 * ``browser`` (session): a headless chromium with the flags that work on these machines.
 * ``page`` (function): a fresh tab (1400 x 1000) in its own context, closed after the test.
 
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -74,13 +76,14 @@ def app_data(tmp_path_factory) -> Path:
     return write_synthetic_data(tmp_path_factory.mktemp("app-data"))
 
 
-@pytest.fixture(scope="session")
-def app_url(app_data, browser, tmp_path_factory):
+@contextmanager
+def serve_app(browser, data_dir: Path, tmp_path_factory, cache_dir: Path | None = None):
+    """Run the real app on a free port, with its own empty runs directory, until the block ends."""
     # an empty runs directory: the Training page shows no runs of this machine's, and a test's runs land there
-    env = dict(os.environ, MATHOCR_DATA=str(app_data), MATHOCR_RUNS=str(tmp_path_factory.mktemp("app-runs")),
+    env = dict(os.environ, MATHOCR_DATA=str(data_dir), MATHOCR_RUNS=str(tmp_path_factory.mktemp("app-runs")),
                TF_CPP_MIN_LOG_LEVEL="2")
-    if not os.environ.get("MATHOCR_DATA"):  # the synthetic data's index must not land in .cache/
-        env["MATHOCR_CACHE"] = str(tmp_path_factory.mktemp("app-cache"))
+    if cache_dir is not None:
+        env["MATHOCR_CACHE"] = str(cache_dir)
     python = REPO / ".venv" / "bin" / "python"
     port = _free_port()
     log_path = tmp_path_factory.mktemp("app-log") / "streamlit.log"
@@ -110,6 +113,25 @@ def app_url(app_data, browser, tmp_path_factory):
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+@pytest.fixture(scope="session")
+def app_url(app_data, browser, tmp_path_factory):
+    # the synthetic data's index must not land in .cache/
+    cache = None if os.environ.get("MATHOCR_DATA") else tmp_path_factory.mktemp("app-cache")
+    with serve_app(browser, app_data, tmp_path_factory, cache) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def synthetic_app_url(browser, tmp_path_factory):
+    """A second app, always on the synthetic dataset (for training runs that must be quick even
+    where MATHOCR_DATA is the real data)."""
+    from fixtures import write_synthetic_data
+
+    data = write_synthetic_data(tmp_path_factory.mktemp("synthetic-app-data"))
+    with serve_app(browser, data, tmp_path_factory, tmp_path_factory.mktemp("synthetic-app-cache")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
