@@ -180,24 +180,40 @@ def _launch_supervisor(run: Run) -> None:
     run.update_status(supervisor_pid=supervisor.pid)
 
 
-def _acquire_slot(root: Path):
-    """Block until one of the ``max_runs()`` slot locks is free; return its open file."""
+def _waits_behind(run: Run) -> bool:
+    """Whether an earlier-queued run of the same runs root is still waiting: runs start in order."""
+    mine = run.status().get("queued") or 0.0
+    for other in list_runs(root=run.path.parent.parent):
+        if other.path == run.path:
+            continue
+        status = other.status()
+        if (status.get("state") == "queued" and (status.get("queued") or 0.0) < mine
+                and _alive(status.get("supervisor_pid"))):
+            return True
+    return False
+
+
+def _acquire_slot(run: Run):
+    """Block until this run is first in line and one of the ``max_runs()`` slot locks is free;
+    return the open (locked) slot file."""
+    root = run.path.parent.parent
     root.mkdir(parents=True, exist_ok=True)
     while True:
-        for i in range(max_runs()):
-            handle = open(root / f".slot-{i}.lock", "w")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return handle
-            except BlockingIOError:
-                handle.close()
-        time.sleep(1.0)
+        if not _waits_behind(run):
+            for i in range(max_runs()):
+                handle = open(root / f".slot-{i}.lock", "w")
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return handle
+                except BlockingIOError:
+                    handle.close()
+        time.sleep(0.5)
 
 
 def supervise(run_dir: Path) -> int:
     """Wait for a slot, run the training command, record how it ended."""
     run = Run(Path(run_dir))
-    slot = _acquire_slot(run.path.parent.parent)
+    slot = _acquire_slot(run)
     try:
         status = run.status()
         if status.get("state") == "stopped":  # stopped while queued
