@@ -40,7 +40,7 @@ from typing import Iterable, Sequence
 _TOKEN_RE = re.compile(
     r"\\(?:begin|end)\s*\{\s*[a-zA-Z*]+\s*\}"  # \begin{array} as one token
     r"|\\[a-zA-Z]+\*?"  # commands, \operatorname*
-    r"|\\."  # escaped characters: \{ \, \\ \|
+    r"|\\[\s\S]"  # escaped characters (a backslash before any space is a control space): \{ \, \\ \|
     r"|\S",  # any other single character
 )
 
@@ -94,6 +94,8 @@ def tokenize_latex(text: str) -> list[str]:
             tokens.append(token[:3])
             tokens.extend(token[3:])
             continue
+        if len(token) == 2 and token[0] == "\\" and token[1].isspace():
+            token = "\\ "  # a backslash before a newline or tab is the control space, as before a space
         tokens.append(token)
     return tokens
 

@@ -327,3 +327,8 @@ def test_vocabulary_encodes_and_decodes_every_known_sequence(sequences):
     for seq in sequences:
         if not any(t in Vocabulary.SPECIALS for t in seq):
             assert vocab.decode(vocab.encode(seq, add_bounds=True)) == seq
+
+
+def test_backslash_before_a_newline_is_a_control_space():
+    # found by hypothesis: "\\\n0" used to normalise to "\\ 0", which normalised again to "0"
+    assert normalize_latex("\\\n0") == "0" == normalize_latex("\\ 0")
