@@ -22,6 +22,10 @@ and everything the metrics compare goes through ``normalize_tokens``, whose outp
 * A base with both scripts writes the subscript first: ``x ^ { 2 } _ { i }`` is ``x _ { i } ^ { 2 }``.
 * Braces that are not an argument are removed: ``{ p } ^ { y }`` is ``p ^ { y }``; so are doubled
   braces around an argument (``x ^ { { 2 } }``).
+* Typeset (im2latex) spellings: old font switches act on the rest of their group, so
+  ``{ \\cal L }`` is ``\\mathcal { L }`` (``\\bf``, ``\\Bbb``, ``\\sf``, ``\\tt`` likewise; ``\\it`` is
+  unwrapped); ``\\sp`` and ``\\sb`` are ``^`` and ``_``; ``\\hspace { 1 cm }`` is dropped with its length,
+  as are size switches (``\\scriptsize``); ``\\phantom``, ``\\mathop`` and the like keep their braced argument.
 * A prime is a superscript: ``f'``, ``f^{'}`` and ``f ^ { \\prime }`` are all ``f ^ { \\prime }``.
 
 Normalising is idempotent, and never raises on unbalanced input unless ``strict=True``: a model's
@@ -52,26 +56,40 @@ ALIASES = {
     "\\leqslant": "\\leq", "\\geqslant": "\\geq", "\\dots": "\\ldots", "\\to": "\\rightarrow",
     "\\gets": "\\leftarrow", "\\cdots": "\\ldots", "\\lbrace": "\\{", "\\rbrace": "\\}", "\\lbrack": "[", "\\rbrack": "]",
     "\\vert": "|", "\\ast": "*", "\\dfrac": "\\frac", "\\tfrac": "\\frac", "\\colon": ":",
-    "\\lvert": "|", "\\rvert": "|", "\\Vert": "\\|",
+    "\\lvert": "|", "\\rvert": "|", "\\Vert": "\\|", "\\sp": "^", "\\sb": "_",
 }
 DROPPED = {
     "$", "~", "\\,", "\\;", "\\:", "\\!", "\\ ", "\\quad", "\\qquad", "\\limits", "\\nolimits",
     "\\displaystyle", "\\textstyle", "\\scriptstyle", "\\scriptscriptstyle", "\\rm", "\\hfill",
+    "\\scriptsize", "\\footnotesize", "\\small", "\\normalsize", "\\large", "\\Large", "\\huge", "\\Huge",
+}
+DROPPED_WITH_ARGUMENT = {"\\hspace", "\\hspace*", "\\vspace", "\\vspace*"}
+# Old-style font switches act on the rest of their group: ``{ \cal L }`` is ``\mathcal { L }``
+# (None: the switch only changes the text style, like \mathrm, and is unwrapped)
+SWITCHES = {
+    "\\cal": "\\mathcal", "\\bf": "\\mathbf", "\\Bbb": "\\mathbb", "\\sf": "\\mathsf", "\\tt": "\\mathtt",
+    "\\frak": "\\mathfrak", "\\boldmath": "\\boldsymbol", "\\it": None, "\\sl": None, "\\em": None,
 }
 DELIMITER_PREFIXES = {
     "\\left", "\\right", "\\middle", "\\big", "\\Big", "\\bigg", "\\Bigg", "\\bigl", "\\bigr",
     "\\Bigl", "\\Bigr", "\\biggl", "\\biggr", "\\Biggl", "\\Biggr", "\\bigm", "\\Bigm", "\\biggm",
     "\\Biggm",
 }
-UNWRAPPED = {"\\mbox", "\\text", "\\mathrm", "\\textrm", "\\mathit", "\\textit", "\\hbox"}
+UNWRAPPED = {"\\mbox", "\\text", "\\mathrm", "\\textrm", "\\mathit", "\\textit", "\\hbox", "\\textnormal",
+             "\\ensuremath"}
 ARITY = {
     "\\frac": 2, "\\binom": 2, "\\stackrel": 2, "\\overset": 2, "\\underset": 2, "\\sqrt": 1,
     "\\hat": 1, "\\widehat": 1, "\\bar": 1, "\\overline": 1, "\\underline": 1, "\\vec": 1,
     "\\tilde": 1, "\\widetilde": 1, "\\dot": 1, "\\ddot": 1, "\\check": 1, "\\breve": 1,
     "\\acute": 1, "\\grave": 1, "\\mathbf": 1, "\\mathcal": 1, "\\mathbb": 1, "\\mathsf": 1,
-    "\\mathtt": 1, "\\mathfrak": 1, "\\boldsymbol": 1, "\\bf": 0, "\\operatorname": 1,
+    "\\mathtt": 1, "\\mathfrak": 1, "\\boldsymbol": 1, "\\operatorname": 1,
     "\\operatorname*": 1, "\\overrightarrow": 1, "\\overleftarrow": 1, "\\underbrace": 1,
     "\\overbrace": 1, "\\textbf": 1, "\\pmb": 1,
+    # commands of typeset formulas (im2latex)
+    "\\phantom": 1, "\\hphantom": 1, "\\vphantom": 1, "\\fbox": 1, "\\boxed": 1, "\\ref": 1, "\\label": 1,
+    "\\mathop": 1, "\\mathrel": 1, "\\mathbin": 1, "\\mathord": 1, "\\mathscr": 1, "\\bm": 1,
+    "\\textsf": 1, "\\texttt": 1, "\\textup": 1, "\\emph": 1, "\\dddot": 1, "\\lefteqn": 1,
+    "\\xrightarrow": 1, "\\xleftarrow": 1, "\\cancel": 1,
 }
 
 
@@ -154,6 +172,14 @@ class _Parser:
                 self.pos += 1
                 over_at = len(items)
                 continue
+            if token in SWITCHES:  # the switch takes the rest of this group
+                self.pos += 1
+                rest = self.parse_sequence(closing)
+                if SWITCHES[token]:
+                    items.append(_Cmd(SWITCHES[token], [rest]))
+                else:
+                    items.extend(rest)
+                break
             self.parse_item(items)
         if over_at is not None:
             return [_Cmd("\\frac", [items[:over_at], items[over_at:]])]
@@ -206,8 +232,14 @@ class _Parser:
             # an empty group vanishes: written out, its scripts would join what precedes it anyway
             self.splice(items, self.parse_sequence("}"))
             return
-        if token in UNWRAPPED:
+        if token in UNWRAPPED or (token in SWITCHES and SWITCHES[token] is None):
             self.splice(items, self.parse_argument())
+            return
+        if token in SWITCHES:  # a switch where one argument is expected (x ^ \\bf y)
+            items.append(_Cmd(SWITCHES[token], [self.parse_argument()]))
+            return
+        if token in DROPPED_WITH_ARGUMENT:
+            self.parse_argument()
             return
         if token in ARITY:
             optional = None
@@ -268,7 +300,8 @@ def _outside_braces(tokens: list[str], wanted: str) -> bool:
 def _is_plain(token: str | None) -> bool:
     """Whether a token stands for itself (a symbol), rather than shaping what follows it."""
     return token is not None and not (
-        token in ("{", "}", "^", "_", "'", "\\over") or token in ARITY or token in UNWRAPPED
+        token in ("{", "}", "^", "_", "'", "\\over") or token in ARITY or token in UNWRAPPED or token in SWITCHES
+        or token in DROPPED_WITH_ARGUMENT
         or token in DROPPED or token in DELIMITER_PREFIXES or token.startswith("\\begin{")
     )
 

@@ -113,6 +113,18 @@ def test_tokenize(text, tokens):
         # environments keep their column spec braced
         ("\\begin{array}{cc} a & b \\\\ c & d \\end{array}",
          "\\begin{array} { c c } a & b \\\\ c & d \\end{array}"),
+        # typeset (im2latex) spellings: old font switches act on the rest of their group
+        ("{ \\cal L } + x", "\\mathcal { L } + x"),
+        ("{\\bf x y} z", "\\mathbf { x y } z"),
+        ("\\Bbb R", "\\mathbb { R }"),
+        ("{ \\it a b } c", "a b c"),
+        ("x ^ \\bf y", "x ^ { \\mathbf { y } }"),
+        # \sp and \sb are scripts; arguments of \phantom and friends stay braced; \hspace goes with its length
+        ("x \\sp { 2 } \\sb 3", "x _ { 3 } ^ { 2 }"),
+        ("\\phantom { \\mu | A } 1", "\\phantom { \\mu | A } 1"),
+        ("\\mathop { \\rm lim } x", "\\mathop { l i m } x"),
+        ("a \\hspace { 1 cm } b \\vspace*{2pt}", "a b"),
+        ("{\\scriptsize x}", "x"),
     ],
 )
 def test_normal_form_rules(raw, canonical):

@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fraction", type=float, default=1.0, help="train on this random fraction of the formulas")
     parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over the training formulas")
     parser.add_argument("--patience", type=int, default=20, help="early stopping on validation ExpRate")
+    parser.add_argument("--init-from", metavar="DIR",
+                        help="start a new run from the weights of a saved recognizer (e.g. models/formulas) with "
+                             "the same architecture; its vocabulary is kept")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="TensorFlow threads per op (0: one per core); 1 lets two runs share two cores fairly")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=2, help="Keras fit verbosity (0, 1, 2)")
     return parser
@@ -137,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     from mathocr.formula_model import build_formula_model, compile_formula_model
 
     start = time.time()
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(args.seed)
     model_config = FormulaModelConfig(filters=tuple(args.filters), units=args.units, attention_dim=args.attention_dim,
                                       dropout=args.dropout, coverage=not args.no_coverage,
@@ -152,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     train = load_split("train", args.train_dir, args.data)
     if vocab_file.exists():  # a resumed run keeps its vocabulary
         vocab = Vocabulary.load(vocab_file)
+    elif args.init_from:  # a warm start keeps the vocabulary its output layer was trained on
+        vocab = Vocabulary.load(Path(args.init_from) / FormulaRecognizer.VOCAB_FILE)
+        vocab.save(vocab_file)
     else:
         vocab = Vocabulary.from_sequences(f.tokens for f in train)
         vocab.save(vocab_file)
@@ -190,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"continuing from {last} after epoch {initial_epoch}", flush=True)
         else:
             model = build_formula_model(len(vocab), args.height, model_config)
+            if args.init_from and not run.backup_dir.exists():
+                initial = FormulaRecognizer.load(args.init_from).model
+                try:
+                    model.set_weights(initial.get_weights())
+                except ValueError as err:
+                    raise SystemExit(f"--init-from {args.init_from}: not the same architecture as this run ({err})")
+                print(f"initialised from {args.init_from}", flush=True)
             compile_formula_model(model, args.learning_rate, args.guide_weight)
     model.summary(print_fn=lambda line, **_: print(line))
     recognizer = FormulaRecognizer(model, vocab, args.height, args.max_width)
