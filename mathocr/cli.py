@@ -80,6 +80,32 @@ def cmd_data_import(args) -> int:
     return 0
 
 
+def cmd_data_render(args) -> int:
+    from mathocr import typeset, typeset_data
+
+    engine = args.engine or typeset.default_engine()
+    if engine == "mathtext" and not typeset.latex_available():
+        print("LaTeX is not installed (latex and dvipng; ./test.sh installs them): drawing with matplotlib's "
+              "mathtext instead, which cannot draw every formula; the images are marked as mathtext's", file=sys.stderr)
+    result = typeset_data.render_im2latex(args.data, engine=engine, dpi=args.dpi, workers=args.workers,
+                                          progress=_progress_bar(f"rendering im2latex ({engine})"),
+                                          directory=args.out, limit=args.limit)
+    reasons: dict[str, int] = {}
+    for why in result.failed.values():
+        reasons[why] = reasons.get(why, 0) + 1
+    report = {"directory": str(result.directory), "engine": result.engine, "rendered": len(result.rendered),
+              "failed": len(result.failed), "seconds": round(result.seconds, 1),
+              "failure_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:10])}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{report['rendered']} formulas rendered, {report['failed']} failed, into {result.directory} "
+              f"({result.engine}, {report['seconds']} s of rendering in all)")
+        for why, n in report["failure_reasons"].items():
+            print(f"  {n:>5} x {why}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mathocr", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log every skipped file")
@@ -96,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("source")
     imp.add_argument("--data", help="data directory to import into (default: $MATHOCR_DATA, else data/)")
     imp.set_defaults(func=cmd_data_import)
+    render = data_sub.add_parser("render", help="render the im2latex formulas to images (cached, resumable)")
+    render.add_argument("--data", help="data directory (default: $MATHOCR_DATA, else data/)")
+    render.add_argument("--engine", choices=("latex", "mathtext"), help="default: latex where installed")
+    render.add_argument("--dpi", type=int, default=200)
+    render.add_argument("--workers", type=int, help="processes (default: one per core)")
+    render.add_argument("--out", help="folder for the images (default: the cache, im2latex-<engine>-<dpi>dpi)")
+    render.add_argument("--limit", type=int, help="only the first N formulas (a quick look)")
+    render.add_argument("--json", action="store_true", help="print one JSON object")
+    render.set_defaults(func=cmd_data_render)
 
     evaluate = commands.add_parser("evaluate", help="measure a model on a dataset")
     evaluate_sub = evaluate.add_subparsers(dest="evaluate_command", required=True)

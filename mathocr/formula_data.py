@@ -150,28 +150,25 @@ def bucketed_batches(widths: Sequence[int], lengths: Sequence[int], batch_size: 
     return batches
 
 
-class TrainingBatches:
-    """An endless source of augmented, bucketed training batches ``((images, tokens_in), targets)``.
+class BatchSource:
+    """An endless (or one-pass) source of bucketed batches ``((images, tokens_in), targets)``:
+    formulas of similar width and length go together, in a new random order every epoch.
+    Subclasses say how formula ``i`` becomes an image (``image``); widths for bucketing are those
+    of the plain images, and ``pad_batch`` rounds each batch up to its own widest image."""
 
-    Widths for bucketing are those of the plain rendering; augmentation changes them a little,
-    and ``pad_batch`` rounds each batch up to its own widest image.
-    """
-
-    def __init__(self, formulas: Sequence[InkFormula], vocab: Vocabulary, batch_size: int = 32,
-                 max_tokens: int = 120, seed: int = 0, augment: bool = True, height: int = HEIGHT,
-                 max_width: int = MAX_WIDTH):
-        kept = [f for f in formulas if 0 < len(f.tokens) <= max_tokens]
-        self.formulas = kept
-        self.ids = [vocab.encode(f.tokens) for f in kept]
+    def __init__(self, token_ids: Sequence[Sequence[int]], widths: Sequence[int], vocab: Vocabulary,
+                 batch_size: int, seed: int, height: int, max_pixels: int):
+        self.ids = list(token_ids)
+        self.widths = list(widths)
+        self.lengths = [len(ids) for ids in self.ids]
         self.vocab = vocab
         self.batch_size = batch_size
-        self.augment = augment
-        self.height, self.max_width = height, max_width
+        self.height = height
+        self.max_pixels = max_pixels  # e.g. 32 formulas 256 wide, or fewer wider ones
         self.rng = np.random.default_rng(seed)
-        self.widths = [render_formula(f.strokes, height, max_width).width for f in kept]
-        self.lengths = [len(f.tokens) for f in kept]
-        self.max_pixels = batch_size * 256  # a batch of 32 formulas 256 wide, or fewer wider ones
-        self._plain = None if augment else [ink_array(render_formula(f.strokes, height, max_width)) for f in kept]
+
+    def image(self, i: int) -> np.ndarray:
+        raise NotImplementedError
 
     def epoch_batches(self) -> list[list[int]]:
         return bucketed_batches(self.widths, self.lengths, self.batch_size, self.rng, self.max_pixels)
@@ -181,12 +178,8 @@ class TrainingBatches:
                                     self.max_pixels))
 
     def make_batch(self, batch: Sequence[int]):
-        if self.augment:
-            images = [augmented_render(self.formulas[i].strokes, self.rng, self.height, self.max_width) for i in batch]
-        else:
-            images = [self._plain[i] for i in batch]
         tokens_in, targets = pad_tokens([self.ids[i] for i in batch], self.vocab)
-        return (pad_batch(images), tokens_in), targets
+        return (pad_batch([self.image(i) for i in batch]), tokens_in), targets
 
     def __iter__(self) -> Iterator:
         while True:
@@ -205,6 +198,28 @@ class TrainingBatches:
                 tf.TensorSpec((None, None), tf.int32))
         source = (lambda: iter(self)) if repeat else (lambda: self.one_epoch())
         return tf.data.Dataset.from_generator(source, output_signature=spec).prefetch(4)
+
+
+class TrainingBatches(BatchSource):
+    """Batches of handwritten formulas, re-rendered from augmented ink every time (``augment``)
+    or rendered once."""
+
+    def __init__(self, formulas: Sequence[InkFormula], vocab: Vocabulary, batch_size: int = 32,
+                 max_tokens: int = 120, seed: int = 0, augment: bool = True, height: int = HEIGHT,
+                 max_width: int = MAX_WIDTH):
+        kept = [f for f in formulas if 0 < len(f.tokens) <= max_tokens]
+        self.formulas = kept
+        self.augment = augment
+        self.max_width = max_width
+        widths = [render_formula(f.strokes, height, max_width).width for f in kept]
+        super().__init__([vocab.encode(f.tokens) for f in kept], widths, vocab, batch_size, seed, height,
+                         max_pixels=batch_size * 256)
+        self._plain = None if augment else [ink_array(render_formula(f.strokes, height, max_width)) for f in kept]
+
+    def image(self, i: int) -> np.ndarray:
+        if self.augment:
+            return augmented_render(self.formulas[i].strokes, self.rng, self.height, self.max_width)
+        return self._plain[i]
 
 
 def plain_images(formulas: Sequence[InkFormula], height: int = HEIGHT, max_width: int = MAX_WIDTH) -> list[np.ndarray]:

@@ -226,6 +226,7 @@ class FormulaRecognizer:
         self.height, self.max_width = height, max_width
         self.decoder = FormulaDecoder(model, vocab.start_id, vocab.end_id, vocab.pad_id)
         self.length_limit = True
+        self.kind = "handwritten"  # or "typeset": set by load from config.json
 
     @classmethod
     def load(cls, directory: str | Path) -> "FormulaRecognizer":
@@ -240,7 +241,9 @@ class FormulaRecognizer:
         model = keras.models.load_model(path, compile=False)
         vocab = Vocabulary.load(directory / cls.VOCAB_FILE)
         config = json.loads((directory / cls.CONFIG_FILE).read_text()) if (directory / cls.CONFIG_FILE).exists() else {}
-        return cls(model, vocab, config.get("height", HEIGHT), config.get("max_width", MAX_WIDTH))
+        recognizer = cls(model, vocab, config.get("height", HEIGHT), config.get("max_width", MAX_WIDTH))
+        recognizer.kind = config.get("kind", "handwritten")  # or "typeset": what it was trained on
+        return recognizer
 
     def save(self, directory: str | Path, extra_config: dict | None = None) -> None:
         directory = Path(directory)

@@ -6,6 +6,7 @@ Registered by ``mathocr.cli`` when this module exists; both are thin fronts on
     python -m mathocr evaluate formulas                      CROHME 2014 test, the shipped model
     python -m mathocr evaluate formulas --inkml-dir DIR --json
     python -m mathocr evaluate formulas --images DIR --labels FILE   (FILE: name<TAB>LaTeX per line)
+    python -m mathocr evaluate formulas --model models/typeset --im2latex   (the held-out rendered split)
     python -m mathocr benchmark formulas                     training samples/s and ms per formula
 """
 
@@ -108,6 +109,14 @@ def cmd_evaluate_formulas(args) -> int:
             truths.append(normalize_tokens(tokenize_latex(latex)))
         source = str(folder)
         report = evaluate_arrays(recognizer, ids, arrays, truths, args.beam, args.batch_size, progress)
+    elif args.im2latex:
+        from mathocr.typeset_data import load_array, load_typeset_formulas, rendered_dir
+
+        formulas = load_typeset_formulas(args.split, args.data, args.rendered)[: args.limit or None]
+        arrays = [load_array(f.image_path, recognizer.height, recognizer.max_width) for f in formulas]
+        source = f"im2latex {args.split} ({args.rendered or rendered_dir()})"
+        report = evaluate_arrays(recognizer, [f.id for f in formulas], arrays, [f.tokens for f in formulas],
+                                 args.beam, args.batch_size, progress)
     else:
         from mathocr.data import crohme_split_dir
         from mathocr.formula_data import load_crohme_formulas, load_inkml_formulas
@@ -176,8 +185,11 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     ev.add_argument("--inkml-dir", help="a folder of InkML files with truths (default: CROHME's --split)")
     ev.add_argument("--images", help="a folder of images, with --labels")
     ev.add_argument("--labels", help="tab-separated label file: image file name, LaTeX")
+    ev.add_argument("--im2latex", action="store_true",
+                    help="evaluate on rendered im2latex formulas (`python -m mathocr data render`) of --split")
+    ev.add_argument("--rendered", help="folder of rendered im2latex images (default: the cache)")
     ev.add_argument("--split", default="test", choices=["train", "validation", "test"],
-                    help="CROHME split when no folder is given (test = CROHME 2014)")
+                    help="split when no folder is given (CROHME: test = CROHME 2014; im2latex: the held-out 5 %%)")
     ev.add_argument("--data", help="data directory (default: $MATHOCR_DATA, else data/)")
     ev.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
     ev.add_argument("--batch-size", type=int, default=1,

@@ -75,8 +75,9 @@ def render_latex(formula: str, dpi: int = 200) -> Image.Image:
         except subprocess.TimeoutExpired:
             raise TypesetError(f"latex took longer than {TIMEOUT_S} s") from None
         if result.returncode != 0 or not (Path(tmp) / "f.dvi").exists():
-            errors = [line for line in result.stdout.splitlines() if line.startswith("!")]
-            raise TypesetError(f"latex failed: {errors[0] if errors else 'no output'}")
+            errors = [line for line in result.stdout.splitlines()
+                      if line.startswith("!") and "Emergency stop" not in line and "Fatal error" not in line]
+            raise TypesetError(f"latex failed: {errors[0][1:].strip() if errors else 'it stopped without output'}")
         try:
             subprocess.run(["dvipng", "-T", "tight", "-D", str(dpi), "-bg", "White", "-fg", "Black", "-gray",
                             "-o", "f.png", "f.dvi"], cwd=tmp, capture_output=True, timeout=TIMEOUT_S, check=True)
@@ -130,21 +131,87 @@ class RenderedSet:
         return self.directory / f"{Path(formula_id).stem}.png"
 
 
-def _render_one(job: tuple[str, str, str, int, str]) -> tuple[str, str | None]:
-    formula_id, formula, engine, dpi, directory = job
-    try:
-        image = render_formula(formula, engine, dpi)
-    except TypesetError as err:
-        return formula_id, str(err)
-    image.save(Path(directory) / f"{Path(formula_id).stem}.png", optimize=True)
-    return formula_id, None
+def _latex_pages(formulas: Sequence[str], dpi: int) -> list[Image.Image | TypesetError] | None:
+    """Draw many formulas with one latex run, one page each; None when any formula broke the run
+    (an error anywhere, or not one page per formula), as then no page can be trusted."""
+    with tempfile.TemporaryDirectory(prefix="mathocr-tex-") as tmp:
+        body = "".join(f"\\[\n{formula}\n\\]\n\\clearpage\n" for formula in formulas)
+        (Path(tmp) / "f.tex").write_text(LATEX_PREAMBLE + body + "\\end{document}\n")
+        try:
+            result = subprocess.run(["latex", "-interaction=nonstopmode", "-no-shell-escape", "f.tex"], cwd=tmp,
+                                    capture_output=True, timeout=5 + len(formulas) // 2, text=True,
+                                    errors="replace")
+        except subprocess.TimeoutExpired:
+            return None
+        if result.returncode != 0 or any(line.startswith("!") for line in result.stdout.splitlines()):
+            return None
+        try:
+            subprocess.run(["dvipng", "-T", "tight", "-D", str(dpi), "-bg", "White", "-fg", "Black", "-gray",
+                            "-o", "p%06d.png", "f.dvi"], cwd=tmp, capture_output=True,
+                           timeout=5 + len(formulas) // 2, check=True)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, FileNotFoundError):
+            return None
+        pages = sorted(Path(tmp).glob("p*.png"))
+        if len(pages) != len(formulas):
+            return None
+        images: list[Image.Image | TypesetError] = []
+        for page in pages:
+            with Image.open(page) as png:
+                try:
+                    images.append(_crop(png.convert("L")))
+                except TypesetError as err:
+                    images.append(err)
+        return images
+
+
+def render_latex_batch(formulas: Sequence[str], dpi: int = 200) -> list[Image.Image | TypesetError]:
+    """Draw formulas with as few latex runs as possible: all in one document, one page each; a
+    document that fails is split in halves until each failing formula stands alone, and its
+    error is that formula's own (``render_latex``'s message). A formula costs about 0.02 s this
+    way, against 0.2-0.3 s for a run of its own."""
+    if not latex_available():
+        raise TypesetError("LaTeX is not installed (latex and dvipng are needed)")
+    if not formulas:
+        return []
+    if len(formulas) == 1:
+        try:
+            return [render_latex(formulas[0], dpi)]
+        except TypesetError as err:
+            return [err]
+    pages = _latex_pages(formulas, dpi)
+    if pages is not None:
+        return pages
+    half = len(formulas) // 2
+    return render_latex_batch(formulas[:half], dpi) + render_latex_batch(formulas[half:], dpi)
+
+
+def _render_chunk(job: tuple[list[tuple[str, str]], str, int, str]) -> list[tuple[str, str | None]]:
+    chunk, engine, dpi, directory = job
+    if engine == "latex":
+        results = render_latex_batch([latex for _, latex in chunk], dpi)
+    else:
+        results = []
+        for _, latex in chunk:
+            try:
+                results.append(render_formula(latex, engine, dpi))
+            except TypesetError as err:
+                results.append(err)
+    out = []
+    for (formula_id, _), result in zip(chunk, results):
+        if isinstance(result, TypesetError):
+            out.append((formula_id, str(result)))
+        else:
+            result.save(Path(directory) / f"{Path(formula_id).stem}.png", optimize=True)
+            out.append((formula_id, None))
+    return out
 
 
 def render_formula_set(formulas: Sequence[tuple[str, str]], directory: str | os.PathLike, engine: str | None = None,
                        dpi: int = 200, workers: int | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> RenderedSet:
+                       progress: Callable[[int, int], None] | None = None, chunk_size: int = 32) -> RenderedSet:
     """Render ``(id, latex)`` pairs into ``directory``, skipping those already there (so an
-    interrupted rendering continues). Failures are counted with their reason, never raised."""
+    interrupted rendering continues). Failures are counted with their reason, never raised.
+    Work goes out in chunks of ``chunk_size`` formulas (one latex run each) to ``workers`` processes."""
     engine = engine or default_engine()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -153,20 +220,23 @@ def render_formula_set(formulas: Sequence[tuple[str, str]], directory: str | os.
     if index.get("engine", engine) != engine:
         raise ValueError(f"{directory} holds images drawn by {index['engine']}, not {engine}")
     failed: dict[str, str] = dict(index.get("failed", {}))
-    todo = [(fid, latex, engine, dpi, str(directory)) for fid, latex in formulas
+    todo = [(fid, latex) for fid, latex in formulas
             if fid not in failed and not (directory / f"{Path(fid).stem}.png").exists()]
+    chunks = [(todo[i: i + chunk_size], engine, dpi, str(directory)) for i in range(0, len(todo), chunk_size)]
     start = time.perf_counter()
     done = len(formulas) - len(todo)
     if progress:
         progress(done, len(formulas))
     workers = workers or os.cpu_count() or 1
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for i, (fid, error) in enumerate(pool.map(_render_one, todo, chunksize=8), 1):
-            if error:
-                failed[fid] = error
-            if progress and (i % 25 == 0 or i == len(todo)):
-                progress(done + i, len(formulas))
-            if i % 500 == 0:
+        for i, results in enumerate(pool.map(_render_chunk, chunks), 1):
+            for fid, error in results:
+                if error:
+                    failed[fid] = error
+            done += len(results)
+            if progress:
+                progress(done, len(formulas))
+            if i % 10 == 0:
                 _write_index(index_file, engine, dpi, failed, index.get("seconds", 0) + time.perf_counter() - start)
     seconds = index.get("seconds", 0) + time.perf_counter() - start
     _write_index(index_file, engine, dpi, failed, seconds)

@@ -1,9 +1,13 @@
 """Train the formula recognizer: ``python -m training.formulas --name crohme``.
 
-Trains on CROHME's training split, re-rendered from augmented ink on every epoch; chooses the
+``--dataset crohme`` (handwritten, the default) trains on CROHME's training split, re-rendered from augmented ink on every epoch; chooses the
 checkpoint by ExpRate on validation (the 2013 test set, greedy decoding after every epoch); ends
 with an evaluation on the test split (the 2014 test set). Any InkML directories can stand in for
 the splits (``--train-dir`` ...), which is how the tests train on synthetic formulas.
+
+``--dataset im2latex`` (typeset) trains the same model on im2latex's formulas rendered by LaTeX
+(``python -m mathocr data render`` first; ``mathocr.typeset_data``): its own vocabulary, wider
+images (``--max-width 640``), longer sequences, validation and test on the held-out splits.
 
 A run directory (``runs/formulas/<name>/``, see ``mathocr.runs``) holds the config, the vocabulary,
 per-epoch metrics, the best checkpoint, ``model/`` (what ``FormulaRecognizer.load`` reads) and
@@ -31,6 +35,7 @@ from mathocr.formula_data import HEIGHT, MAX_WIDTH, TrainingBatches, load_crohme
 from mathocr.formula_model import FormulaModelConfig  # noqa: E402
 from mathocr.inkml import inkml_files  # noqa: E402
 from mathocr.latex import Vocabulary  # noqa: E402
+from mathocr.typeset_data import TYPESET_HEIGHT, TYPESET_MAX_WIDTH, TypesetBatches, load_array  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--strategy", default="default", choices=runs.STRATEGIES,
                         help="tf.distribute strategy: default, mirrored (local devices), multiworker (TF_CONFIG)")
     parser.add_argument("--data", help="data directory (default: $MATHOCR_DATA, else data/)")
+    parser.add_argument("--dataset", default="crohme", choices=("crohme", "im2latex"),
+                        help="handwritten CROHME ink, or typeset im2latex formulas rendered by LaTeX")
+    parser.add_argument("--rendered", help="folder of rendered im2latex images (default: the cache)")
+    parser.add_argument("--val-limit", type=int, help="validate on the first N validation formulas only")
     parser.add_argument("--train-dir", help="InkML directory to train on instead of CROHME's train split")
     parser.add_argument("--val-dir", help="InkML directory to validate on instead of CROHME 2013")
     parser.add_argument("--test-dir", help="InkML directory for the final evaluation instead of CROHME 2014")
@@ -49,9 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--max-tokens", type=int, default=120, help="longer training formulas are left out")
-    parser.add_argument("--height", type=int, default=HEIGHT)
-    parser.add_argument("--max-width", type=int, default=MAX_WIDTH)
+    parser.add_argument("--max-tokens", type=int, help="longer training formulas are left out (default: 120 "
+                                                          "handwritten, 160 typeset)")
+    parser.add_argument("--height", type=int, help=f"input height (default {HEIGHT}; typeset {TYPESET_HEIGHT})")
+    parser.add_argument("--max-width", type=int,
+                        help=f"widest input (default {MAX_WIDTH}; typeset {TYPESET_MAX_WIDTH})")
     parser.add_argument("--filters", type=lambda s: tuple(int(x) for x in s.split(",")),
                         default=FormulaModelConfig.filters, help="encoder filters, five numbers")
     parser.add_argument("--units", type=int, default=FormulaModelConfig.units)
@@ -74,7 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_split(split: str, directory: str | None, root: str | None):
+def load_split(split: str, directory: str | None, root: str | None, args=None):
+    if args is not None and args.dataset == "im2latex":
+        from mathocr.typeset_data import load_typeset_formulas
+
+        return load_typeset_formulas(split, root, args.rendered)
     if directory:
         files = inkml_files(directory)
         if not files:
@@ -131,11 +146,18 @@ def export(run, model_path: Path, vocab: Vocabulary, directory, config: dict) ->
 
     model = keras.saving.load_model(model_path, compile=False)
     FormulaRecognizer(model, vocab, config["height"], config["max_width"]).save(
-        directory, {"run": str(run.path), "model": config["model"]})
+        directory, {"run": str(run.path), "model": config["model"], "kind": config.get("kind", "handwritten")})
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    typeset = args.dataset == "im2latex"
+    if args.height is None:
+        args.height = TYPESET_HEIGHT if typeset else HEIGHT
+    if args.max_width is None:
+        args.max_width = TYPESET_MAX_WIDTH if typeset else MAX_WIDTH
+    if args.max_tokens is None:
+        args.max_tokens = 160 if typeset else 120
     import keras
 
     from mathocr.formula_decode import FormulaRecognizer
@@ -155,11 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
         "augment": not args.no_augment, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
-        "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir,
+        "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset,
+        "kind": "typeset" if typeset else "handwritten",
     }
     run = runs.create_run("formulas", run_config, name=args.name, root=args.runs)
     vocab_file = run.path / "vocabulary.json"
-    train = load_split("train", args.train_dir, args.data)
+    train = load_split("train", args.train_dir, args.data, args)
     if vocab_file.exists():  # a resumed run keeps its vocabulary
         vocab = Vocabulary.load(vocab_file)
     elif args.init_from:  # a warm start keeps the vocabulary its output layer was trained on
@@ -178,12 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.fraction < 1:  # the vocabulary above still comes from every training formula
         pick = np.random.default_rng(args.seed).permutation(len(train))[: max(1, int(len(train) * args.fraction))]
         train = [train[i] for i in sorted(pick)]
-    val = load_split("validation", args.val_dir, args.data)
-    source = TrainingBatches(train, vocab, args.batch_size, args.max_tokens, seed=args.seed,
-                             augment=not args.no_augment, height=args.height, max_width=args.max_width)
-    val_source = TrainingBatches(val, vocab, args.batch_size, max_tokens=10_000, seed=0, augment=False,
-                                 height=args.height, max_width=args.max_width)
-    val_arrays = plain_images(val, args.height, args.max_width)
+    val = load_split("validation", args.val_dir, args.data, args)[: args.val_limit or None]
+    batches = TypesetBatches if typeset else TrainingBatches
+    source = batches(train, vocab, args.batch_size, args.max_tokens, seed=args.seed,
+                     augment=not args.no_augment, height=args.height, max_width=args.max_width)
+    val_source = batches(val, vocab, args.batch_size, max_tokens=10_000, seed=0, augment=False,
+                         height=args.height, max_width=args.max_width)
+    val_arrays = val_source.plain if typeset else plain_images(val, args.height, args.max_width)
     steps = args.steps_per_epoch or source.steps_per_epoch()
     print(f"{len(source.formulas)} training formulas ({len(train) - len(source.formulas)} longer than "
           f"{args.max_tokens} tokens left out), {len(val)} validation, vocabulary {len(vocab)}; "
@@ -250,8 +274,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_test:
         from mathocr.formulas_cli import evaluate_formulas
 
-        test = load_split("test", args.test_dir, args.data)
-        report = evaluate_formulas(FormulaRecognizer.load(run.model_dir), test)
+        test = load_split("test", args.test_dir, args.data, args)
+        if typeset:
+            from mathocr.formulas_cli import evaluate_arrays
+
+            recognizer = FormulaRecognizer.load(run.model_dir)
+            arrays = [load_array(f.image_path, args.height, args.max_width) for f in test]
+            report = evaluate_arrays(recognizer, [f.id for f in test], arrays, [f.tokens for f in test])
+        else:
+            report = evaluate_formulas(FormulaRecognizer.load(run.model_dir), test)
         result["test"] = report["scores"]
         print(f"test: {json.dumps(report['scores'])}", flush=True)
     runs.write_json_atomic(run.evaluation_file, result)

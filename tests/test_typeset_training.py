@@ -1,0 +1,119 @@
+"""Typeset formulas end to end on synthetic im2latex CSVs: ``data render`` (LaTeX where installed,
+else mathtext), the rendered splits, batches, a smoke training run of ``training.formulas
+--dataset im2latex``, the evaluation command on the held-out split, and warm starts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fixtures import IM2LATEX_ROWS, write_im2latex
+from mathocr.typeset import latex_available, render_latex, render_latex_batch
+
+KEYS = {"n", "exprate", "le1", "le2", "bleu4", "token_edit_distance", "ms_per_formula"}
+BROKEN = (r"\frac { 1 } {", "broken.png")
+TINY = ["--filters", "4,8,8,8,8", "--units", "16", "--attention-dim", "16", "--batch-size", "8", "--verbose", "0"]
+
+needs_latex = pytest.mark.skipif(not latex_available(), reason="LaTeX (latex, dvipng) is not installed; ./test.sh installs it")
+
+
+@pytest.fixture
+def im2latex_data(tmp_path, monkeypatch):
+    root = write_im2latex(tmp_path / "data", [*IM2LATEX_ROWS, BROKEN])
+    monkeypatch.setenv("MATHOCR_DATA", str(root))
+    monkeypatch.setenv("MATHOCR_CACHE", str(tmp_path / "cache"))
+    return root
+
+
+def run_cli(argv, capsys):
+    from mathocr.cli import main
+
+    code = main(argv)
+    return code, capsys.readouterr()
+
+
+@pytest.fixture
+def rendered(im2latex_data, capsys):
+    code, out = run_cli(["data", "render", "--json", "--workers", "1"], capsys)
+    assert code == 0
+    return json.loads(out.out)
+
+
+def test_render_command_draws_the_set_and_counts_the_failure(rendered, capsys):
+    from mathocr.typeset_data import load_typeset_formulas
+
+    assert rendered["rendered"] == len(IM2LATEX_ROWS) and rendered["failed"] == 1
+    assert rendered["engine"] == ("latex" if latex_available() else "mathtext")
+    index = json.loads((Path(rendered["directory"]) / "index.json").read_text())
+    assert list(index["failed"]) == ["broken.png"]
+    splits = {s: load_typeset_formulas(s) for s in ("train", "validation", "test")}
+    assert sum(len(v) for v in splits.values()) == len(IM2LATEX_ROWS)
+    assert not {f.id for f in splits["test"]} & {f.id for f in splits["train"]}  # held out
+    # a second run draws nothing new
+    code, out = run_cli(["data", "render", "--json", "--workers", "1"], capsys)
+    assert code == 0 and json.loads(out.out)["rendered"] == len(IM2LATEX_ROWS)
+
+
+def test_typeset_batches_have_the_model_height_and_bucketed_widths(rendered):
+    from mathocr.latex import Vocabulary
+    from mathocr.typeset_data import TypesetBatches, load_typeset_formulas
+
+    train = load_typeset_formulas("train")
+    vocab = Vocabulary.from_sequences(f.tokens for f in train)
+    for augment in (False, True):
+        source = TypesetBatches(train, vocab, batch_size=8, augment=augment, height=32, max_width=320)
+        (images, tokens_in), targets = next(iter(source))
+        assert images.shape[1] == 32 and images.shape[2] % 32 == 0 and images.shape[2] <= 320
+        assert images.max() > 0.5 and images.min() >= 0  # ink is bright on black, as for handwriting
+        assert tokens_in.shape == targets.shape and (tokens_in[:, 0] == vocab.start_id).all()
+
+
+def test_typeset_training_smoke_run_exports_a_typeset_model_that_the_evaluation_reads(rendered, tmp_path, capsys):
+    from mathocr.formula_decode import FormulaRecognizer
+    from training.formulas import main
+
+    assert main(["--dataset", "im2latex", "--name", "ts", "--runs", str(tmp_path / "runs"), "--epochs", "1",
+                 "--height", "32", "--max-width", "320", "--export", str(tmp_path / "typeset"), *TINY]) == 0
+    run = tmp_path / "runs" / "formulas" / "ts"
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert KEYS <= set(evaluation["test"]) and evaluation["test"]["n"] >= 1
+    recognizer = FormulaRecognizer.load(tmp_path / "typeset")
+    assert recognizer.kind == "typeset" and recognizer.height == 32
+    assert "\\alpha" in recognizer.vocab  # its own vocabulary, from im2latex
+    capsys.readouterr()
+    code, out = run_cli(["evaluate", "formulas", "--model", str(tmp_path / "typeset"), "--im2latex",
+                         "--split", "validation", "--json"], capsys)
+    assert code == 0
+    scores = json.loads(out.out)
+    assert KEYS <= set(scores) and scores["n"] >= 1
+
+
+def test_warm_start_keeps_weights_and_vocabulary_and_refuses_another_architecture(rendered, tmp_path):
+    from mathocr.formula_decode import FormulaRecognizer
+    from training.formulas import main
+
+    common = ["--dataset", "im2latex", "--runs", str(tmp_path / "runs"), "--epochs", "1", "--height", "32",
+              "--max-width", "320", "--no-test", *TINY]
+    assert main([*common, "--name", "first", "--export", str(tmp_path / "first")]) == 0
+    # learning rate 0: the warm-started run keeps exactly the weights it started from
+    assert main([*common, "--name", "warm", "--init-from", str(tmp_path / "first"), "--learning-rate", "0",
+                 "--export", str(tmp_path / "warm")]) == 0
+    first, warm = FormulaRecognizer.load(tmp_path / "first"), FormulaRecognizer.load(tmp_path / "warm")
+    assert first.vocab.tokens == warm.vocab.tokens
+    for a, b in zip(first.model.trainable_weights, warm.model.trainable_weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(SystemExit, match="not the same architecture"):
+        main([*common, "--name", "other", "--init-from", str(tmp_path / "first"), "--units", "24"])
+
+
+@needs_latex
+def test_batch_rendering_isolates_the_broken_formula_and_matches_single_runs():
+    formulas = [r"x ^ { 2 }", r"\frac { 1 } {", r"\sqrt { y } + \alpha", r"\begin{array} { c c } a & b \end{array}"]
+    results = render_latex_batch(formulas)
+    assert [isinstance(r, Exception) for r in results] == [False, True, False, False]
+    assert "latex failed" in str(results[1])
+    for formula, image in zip(formulas[2:], results[2:]):
+        assert image.size == render_latex(formula).size
