@@ -157,7 +157,7 @@ class BatchSource:
     of the plain images, and ``pad_batch`` rounds each batch up to its own widest image."""
 
     def __init__(self, token_ids: Sequence[Sequence[int]], widths: Sequence[int], vocab: Vocabulary,
-                 batch_size: int, seed: int, height: int, max_pixels: int):
+                 batch_size: int, seed: int, height: int, max_pixels: int, token_dropout: float = 0.0):
         self.ids = list(token_ids)
         self.widths = list(widths)
         self.lengths = [len(ids) for ids in self.ids]
@@ -165,6 +165,9 @@ class BatchSource:
         self.batch_size = batch_size
         self.height = height
         self.max_pixels = max_pixels  # e.g. 32 formulas 256 wide, or fewer wider ones
+        if not 0 <= token_dropout < 1:
+            raise ValueError(f"token dropout must be in [0, 1), not {token_dropout}")
+        self.token_dropout = token_dropout
         self.rng = np.random.default_rng(seed)
 
     def image(self, i: int) -> np.ndarray:
@@ -179,6 +182,12 @@ class BatchSource:
 
     def make_batch(self, batch: Sequence[int]):
         tokens_in, targets = pad_tokens([self.ids[i] for i in batch], self.vocab)
+        if self.token_dropout:
+            # the decoder sees <unk> for some of the previous tokens, so it must read them from the
+            # image instead of reciting formulas it has memorised (the start token is kept)
+            hide = (self.rng.uniform(size=tokens_in.shape) < self.token_dropout) & (tokens_in != self.vocab.pad_id)
+            hide[:, 0] = False
+            tokens_in = np.where(hide, self.vocab.unk_id, tokens_in).astype(np.int32)
         return (pad_batch([self.image(i) for i in batch]), tokens_in), targets
 
     def __iter__(self) -> Iterator:
@@ -206,14 +215,14 @@ class TrainingBatches(BatchSource):
 
     def __init__(self, formulas: Sequence[InkFormula], vocab: Vocabulary, batch_size: int = 32,
                  max_tokens: int = 120, seed: int = 0, augment: bool = True, height: int = HEIGHT,
-                 max_width: int = MAX_WIDTH):
+                 max_width: int = MAX_WIDTH, token_dropout: float = 0.0):
         kept = [f for f in formulas if 0 < len(f.tokens) <= max_tokens]
         self.formulas = kept
         self.augment = augment
         self.max_width = max_width
         widths = [render_formula(f.strokes, height, max_width).width for f in kept]
         super().__init__([vocab.encode(f.tokens) for f in kept], widths, vocab, batch_size, seed, height,
-                         max_pixels=batch_size * 256)
+                         max_pixels=batch_size * 256, token_dropout=token_dropout)
         self._plain = None if augment else [ink_array(render_formula(f.strokes, height, max_width)) for f in kept]
 
     def image(self, i: int) -> np.ndarray:

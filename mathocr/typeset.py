@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -60,13 +61,23 @@ def _crop(image: Image.Image, margin: int = 4) -> Image.Image:
     return out
 
 
+_DIMENSION_ARGS = re.compile(r"(\\(?:hspace|vspace|rule|raisebox|makebox|framebox|kern|hskip|vskip|mkern|mskip)\*?\s*)"
+                             r"((?:\{[^{}]*\}\s*){1,2})")
+
+
+def latex_source(formula: str) -> str:
+    """im2latex's formulas are tokenised with spaces, also inside lengths (``\\hspace { 1 c m }``),
+    which LaTeX refuses; the arguments of length-taking commands get their spaces back out."""
+    return _DIMENSION_ARGS.sub(lambda m: m.group(1) + re.sub(r"\s+", "", m.group(2)), formula)
+
+
 def render_latex(formula: str, dpi: int = 200) -> Image.Image:
     """Draw a formula (math mode content, no ``$``) with latex and dvipng."""
     if not latex_available():
         raise TypesetError("LaTeX is not installed (latex and dvipng are needed)")
     with tempfile.TemporaryDirectory(prefix="mathocr-tex-") as tmp:
         tex = Path(tmp) / "f.tex"
-        tex.write_text(LATEX_PREAMBLE + "\\[\n" + formula + "\n\\]\n\\end{document}\n")
+        tex.write_text(LATEX_PREAMBLE + "\\[\n" + latex_source(formula) + "\n\\]\n\\end{document}\n")
         try:
             result = subprocess.run(
                 ["latex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "f.tex"],
@@ -135,7 +146,7 @@ def _latex_pages(formulas: Sequence[str], dpi: int) -> list[Image.Image | Typese
     """Draw many formulas with one latex run, one page each; None when any formula broke the run
     (an error anywhere, or not one page per formula), as then no page can be trusted."""
     with tempfile.TemporaryDirectory(prefix="mathocr-tex-") as tmp:
-        body = "".join(f"\\[\n{formula}\n\\]\n\\clearpage\n" for formula in formulas)
+        body = "".join(f"\\[\n{latex_source(formula)}\n\\]\n\\clearpage\n" for formula in formulas)
         (Path(tmp) / "f.tex").write_text(LATEX_PREAMBLE + body + "\\end{document}\n")
         try:
             result = subprocess.run(["latex", "-interaction=nonstopmode", "-no-shell-escape", "f.tex"], cwd=tmp,
@@ -208,9 +219,11 @@ def _render_chunk(job: tuple[list[tuple[str, str]], str, int, str]) -> list[tupl
 
 def render_formula_set(formulas: Sequence[tuple[str, str]], directory: str | os.PathLike, engine: str | None = None,
                        dpi: int = 200, workers: int | None = None,
-                       progress: Callable[[int, int], None] | None = None, chunk_size: int = 32) -> RenderedSet:
+                       progress: Callable[[int, int], None] | None = None, chunk_size: int = 32,
+                       retry_failed: bool = False) -> RenderedSet:
     """Render ``(id, latex)`` pairs into ``directory``, skipping those already there (so an
-    interrupted rendering continues). Failures are counted with their reason, never raised.
+    interrupted rendering continues) and earlier failures (unless ``retry_failed``). Failures
+    are counted with their reason, never raised.
     Work goes out in chunks of ``chunk_size`` formulas (one latex run each) to ``workers`` processes."""
     engine = engine or default_engine()
     directory = Path(directory)
@@ -219,7 +232,7 @@ def render_formula_set(formulas: Sequence[tuple[str, str]], directory: str | os.
     index = json.loads(index_file.read_text()) if index_file.exists() else {"failed": {}}
     if index.get("engine", engine) != engine:
         raise ValueError(f"{directory} holds images drawn by {index['engine']}, not {engine}")
-    failed: dict[str, str] = dict(index.get("failed", {}))
+    failed: dict[str, str] = {} if retry_failed else dict(index.get("failed", {}))
     todo = [(fid, latex) for fid, latex in formulas
             if fid not in failed and not (directory / f"{Path(fid).stem}.png").exists()]
     chunks = [(todo[i: i + chunk_size], engine, dpi, str(directory)) for i in range(0, len(todo), chunk_size)]

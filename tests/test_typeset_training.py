@@ -71,6 +71,26 @@ def test_typeset_batches_have_the_model_height_and_bucketed_widths(rendered):
         assert tokens_in.shape == targets.shape and (tokens_in[:, 0] == vocab.start_id).all()
 
 
+def test_token_dropout_hides_previous_tokens_but_never_the_start_or_the_targets(rendered):
+    from mathocr.latex import Vocabulary
+    from mathocr.typeset_data import TypesetBatches, load_typeset_formulas
+
+    train = load_typeset_formulas("train")
+    vocab = Vocabulary.from_sequences(f.tokens for f in train)
+    plain = TypesetBatches(train, vocab, batch_size=8, augment=False, height=32, max_width=320, seed=3)
+    hidden = TypesetBatches(train, vocab, batch_size=8, augment=False, height=32, max_width=320, seed=3,
+                            token_dropout=0.5)
+    (_, clean_in), clean_targets = plain.make_batch(list(range(8)))
+    (_, tokens_in), targets = hidden.make_batch(list(range(8)))
+    np.testing.assert_array_equal(targets, clean_targets)
+    assert (tokens_in[:, 0] == vocab.start_id).all()
+    changed = tokens_in != clean_in
+    assert changed.any() and (tokens_in[changed] == vocab.unk_id).all()
+    assert (tokens_in[clean_in == vocab.pad_id] == vocab.pad_id).all()
+    with pytest.raises(ValueError, match="token dropout"):
+        TypesetBatches(train, vocab, augment=False, token_dropout=1.0)
+
+
 def test_typeset_training_smoke_run_exports_a_typeset_model_that_the_evaluation_reads(rendered, tmp_path, capsys):
     from mathocr.formula_decode import FormulaRecognizer
     from training.formulas import main

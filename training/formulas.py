@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--guide-weight", type=float, default=FormulaModelConfig.guide_weight,
                         help="weight of the first attention pass's own next-token loss (0: none)")
     parser.add_argument("--no-augment", action="store_true", help="train on the plain renderings")
+    parser.add_argument("--token-dropout", type=float, default=0.0,
+                        help="fraction of the decoder's previous tokens hidden as <unk> in training (against "
+                             "memorising the training formulas)")
     parser.add_argument("--fraction", type=float, default=1.0, help="train on this random fraction of the formulas")
     parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over the training formulas")
     parser.add_argument("--patience", type=int, default=20, help="early stopping on validation ExpRate")
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
-        "augment": not args.no_augment, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
+        "augment": not args.no_augment, "token_dropout": args.token_dropout, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset,
         "kind": "typeset" if typeset else "handwritten",
     }
@@ -204,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     val = load_split("validation", args.val_dir, args.data, args)[: args.val_limit or None]
     batches = TypesetBatches if typeset else TrainingBatches
     source = batches(train, vocab, args.batch_size, args.max_tokens, seed=args.seed,
-                     augment=not args.no_augment, height=args.height, max_width=args.max_width)
+                     augment=not args.no_augment, height=args.height, max_width=args.max_width,
+                     token_dropout=args.token_dropout)
     val_source = batches(val, vocab, args.batch_size, max_tokens=10_000, seed=0, augment=False,
                          height=args.height, max_width=args.max_width)
     val_arrays = val_source.plain if typeset else plain_images(val, args.height, args.max_width)
