@@ -92,9 +92,12 @@ def formula_bitmap(image: Image.Image, height: int = HEIGHT, max_width: int = MA
     return fit_bitmap(image, height=height, max_width=max_width)
 
 
-def augmented_render(strokes, rng: np.random.Generator, height: int = HEIGHT, max_width: int = MAX_WIDTH) -> np.ndarray:
-    """Another plausible handwriting of the same formula, as a model input ``(h, w)``."""
-    ink = augment_strokes(strokes, rng, rotate_deg=3.0, shear=0.25, scale=0.15, jitter=0.008)
+def augmented_render(strokes, rng: np.random.Generator, height: int = HEIGHT, max_width: int = MAX_WIDTH,
+                     strength: float = 1.0) -> np.ndarray:
+    """Another plausible handwriting of the same formula, as a model input ``(h, w)``. ``strength``
+    scales the random rotation, slant, stretch and per-stroke shift (1: the default amounts)."""
+    ink = augment_strokes(strokes, rng, rotate_deg=3.0 * strength, shear=0.25 * strength,
+                          scale=min(0.15 * strength, 0.5), jitter=0.008 * strength)
     pen = float(rng.uniform(1.0, 2.4))
     # a random height fraction: the same formula written a little smaller within the frame
     inner = int(round(height * rng.uniform(0.8, 1.0)))
@@ -215,10 +218,11 @@ class TrainingBatches(BatchSource):
 
     def __init__(self, formulas: Sequence[InkFormula], vocab: Vocabulary, batch_size: int = 32,
                  max_tokens: int = 120, seed: int = 0, augment: bool = True, height: int = HEIGHT,
-                 max_width: int = MAX_WIDTH, token_dropout: float = 0.0):
+                 max_width: int = MAX_WIDTH, token_dropout: float = 0.0, augment_strength: float = 1.0):
         kept = [f for f in formulas if 0 < len(f.tokens) <= max_tokens]
         self.formulas = kept
         self.augment = augment
+        self.augment_strength = augment_strength
         self.max_width = max_width
         widths = [render_formula(f.strokes, height, max_width).width for f in kept]
         super().__init__([vocab.encode(f.tokens) for f in kept], widths, vocab, batch_size, seed, height,
@@ -227,7 +231,8 @@ class TrainingBatches(BatchSource):
 
     def image(self, i: int) -> np.ndarray:
         if self.augment:
-            return augmented_render(self.formulas[i].strokes, self.rng, self.height, self.max_width)
+            return augmented_render(self.formulas[i].strokes, self.rng, self.height, self.max_width,
+                                    self.augment_strength)
         return self._plain[i]
 
 

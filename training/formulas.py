@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--guide-weight", type=float, default=FormulaModelConfig.guide_weight,
                         help="weight of the first attention pass's own next-token loss (0: none)")
     parser.add_argument("--no-augment", action="store_true", help="train on the plain renderings")
+    parser.add_argument("--augment-strength", type=float, default=1.0,
+                        help="handwritten: scale of the random rotation, slant, stretch and per-stroke shift")
     parser.add_argument("--token-dropout", type=float, default=0.0,
                         help="fraction of the decoder's previous tokens hidden as <unk> in training (against "
                              "memorising the training formulas)")
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
-        "augment": not args.no_augment, "token_dropout": args.token_dropout, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
+        "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset,
         "kind": "typeset" if typeset else "handwritten",
     }
@@ -206,9 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         train = [train[i] for i in sorted(pick)]
     val = load_split("validation", args.val_dir, args.data, args)[: args.val_limit or None]
     batches = TypesetBatches if typeset else TrainingBatches
+    extra = {} if typeset else {"augment_strength": args.augment_strength}
     source = batches(train, vocab, args.batch_size, args.max_tokens, seed=args.seed,
                      augment=not args.no_augment, height=args.height, max_width=args.max_width,
-                     token_dropout=args.token_dropout)
+                     token_dropout=args.token_dropout, **extra)
     val_source = batches(val, vocab, args.batch_size, max_tokens=10_000, seed=0, augment=False,
                          height=args.height, max_width=args.max_width)
     val_arrays = val_source.plain if typeset else plain_images(val, args.height, args.max_width)
