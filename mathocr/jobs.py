@@ -77,13 +77,18 @@ class Param:
 
 @dataclass(frozen=True)
 class ModelKind:
-    """A kind of model the project trains: its training module, knobs and presets."""
+    """A kind of model the project trains: its training module, knobs and presets. ``base_args``
+    go to the command before the settings (``--dataset im2latex``); ``run_folder`` is the folder
+    of the runs root where the command writes its runs, when that is not the kind's name
+    (``training.formulas`` writes typeset runs under ``formulas/`` too)."""
 
     name: str
     title: str
     module: str
     params: tuple[Param, ...]
     presets: dict[str, dict] = field(default_factory=dict)
+    base_args: tuple[str, ...] = ()
+    run_folder: str = ""
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -94,7 +99,7 @@ class ModelKind:
     def command_args(self, values: dict) -> list[str]:
         """Validated values to the training command's arguments. Raises ValueError listing every
         bad value, before anything starts."""
-        errors, args = [], []
+        errors, args = [], list(self.base_args)
         for p in self.params:
             if p.name not in values:
                 continue
@@ -140,7 +145,7 @@ def start_run(kind: str, values: dict | None = None, name: str | None = None, ro
     args = model_kind.command_args(values or {}) + list(extra_args or [])
     root = Path(root) if root else runs_root()
     name = name or time.strftime("%Y%m%d-%H%M%S")
-    run = Run(root / kind / name)
+    run = Run(root / (model_kind.run_folder or kind) / name)
     if run.path.exists() and any(run.path.iterdir()):
         raise ValueError(f"a {kind} run named {name!r} exists already: resume it, or choose another name")
     run.path.mkdir(parents=True)
@@ -273,6 +278,19 @@ def run_state(run: Run) -> str:
     return state
 
 
+def model_kind_of(run: Run) -> str:
+    """The kind of model a run trains (the recognizer pages it can serve): the kind its job was
+    started as, else the ``kind`` its config names when that is a registered kind (a typeset run
+    started from the command line sits under ``formulas/`` with ``"kind": "typeset"``), else the
+    name of its folder."""
+    started_as = (read_json(run.path / JOB_FILE, {}) or {}).get("kind")
+    configured = run.config().get("kind")
+    for kind in (started_as, configured):
+        if kind in KINDS:
+            return kind
+    return run.kind
+
+
 def is_active(run: Run) -> bool:
     return run_state(run) in ("queued", "running", "stopping")
 
@@ -353,8 +371,9 @@ def promote(run: Run, loader, root: Path | None = None) -> Path:
     The switch is one atomic file replace; the previous choice is kept for switching back."""
     if not run.model_dir.is_dir():
         raise ValueError(f"run {run.name} has no exported model (it has not finished)")
+    kind = model_kind_of(run)
     # a copy the run cannot change any more, loaded before it becomes active
-    target = (Path(root) if root else runs_root()) / "promoted" / run.kind / f"{run.name}-{int(time.time())}"
+    target = (Path(root) if root else runs_root()) / "promoted" / kind / f"{run.name}-{int(time.time())}"
     staging = Path(tempfile.mkdtemp(dir=target.parent.parent if target.parent.parent.exists() else None))
     try:
         shutil.copytree(run.model_dir, staging / "model")
@@ -367,7 +386,7 @@ def promote(run: Run, loader, root: Path | None = None) -> Path:
         os.replace(staging / "model", target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return _set_active(run.kind, target, source=run.name, root=root)
+    return _set_active(kind, target, source=run.name, root=root)
 
 
 def _set_active(kind: str, path: Path | None, source: str, root: Path | None = None) -> Path:
@@ -426,18 +445,23 @@ register_kind(ModelKind(
     },
 ))
 
-register_kind(ModelKind(
-    name="formulas", title="Handwritten formulas (seq2seq)", module="training.formulas",
-    params=(
+def _formula_params(augment_help: str) -> tuple[Param, ...]:
+    """The settings of ``training.formulas``, handwritten or typeset."""
+    return (
         Param("epochs", "--epochs", int, 200, 1, 1000, "passes over the training data"),
         Param("batch_size", "--batch-size", int, 32, 1, 1024, "formulas per training step"),
         Param("learning_rate", "--learning-rate", float, 1e-3, 1e-6, 1.0, "the optimizer's learning rate"),
         Param("fraction", "--fraction", float, 1.0, 0.001, 1.0, "the share of the training formulas to use"),
         Param("image_height", "--height", int, 48, 16, 256, "formula image height in pixels"),
         Param("units", "--units", int, 256, 8, 2048, "model size: the GRUs' width"),
-        Param("augment", "--no-augment", bool, True, help="re-render the ink with random slant, scale, jitter"),
+        Param("augment", "--no-augment", bool, True, help=augment_help),
         Param("steps_per_epoch", "--steps-per-epoch", int, 300, 1, 100000, "training steps between validations"),
-    ),
+    )
+
+
+register_kind(ModelKind(
+    name="formulas", title="Handwritten formulas (seq2seq)", module="training.formulas",
+    params=_formula_params("re-render the ink with random slant, scale, jitter"),
     presets={
         "smoke (about a minute)": {"epochs": 1, "fraction": 0.05, "units": 32, "steps_per_epoch": 5,
                                    "batch_size": 8},
@@ -445,8 +469,31 @@ register_kind(ModelKind(
     },
 ))
 
+# The same model and command on im2latex's formulas as LaTeX draws them (`python -m mathocr data
+# render` first); its runs sit beside the handwritten ones, as training.formulas writes them.
+register_kind(ModelKind(
+    name="typeset", title="Typeset formulas (seq2seq, im2latex)", module="training.formulas",
+    params=(
+        *_formula_params("draw each formula a little smaller, blurred or bolder, as screenshots differ"),
+        Param("max_width", "--max-width", int, 1024, 64, 4096, "widest input in pixels (wider formulas are "
+                                                                "scaled down)"),
+        Param("val_limit", "--val-limit", int, 300, 0, 100000, "validate on the first N held-out formulas "
+                                                               "after each epoch (0: all)"),
+        Param("final_test", "--no-test", bool, True, help="evaluate on the held-out test split at the end"),
+    ),
+    presets={
+        "smoke (about a minute)": {"epochs": 1, "fraction": 0.05, "units": 32, "steps_per_epoch": 5,
+                                   "batch_size": 8, "max_width": 320, "val_limit": 16, "final_test": False},
+        "standard": {},
+    },
+    base_args=("--dataset", "im2latex"),
+    run_folder="formulas",
+))
+
 # what loads a model directory of each kind (checked before a model is promoted)
-LOADERS = {"symbols": ("mathocr.symbols", "SymbolRecognizer"), "formulas": ("mathocr.formula_decode", "FormulaRecognizer.load")}
+LOADERS = {"symbols": ("mathocr.symbols", "SymbolRecognizer"),
+           "formulas": ("mathocr.formula_decode", "FormulaRecognizer.load"),
+           "typeset": ("mathocr.formula_decode", "FormulaRecognizer.load")}
 
 
 def model_loader(kind: str):
@@ -474,6 +521,6 @@ if __name__ == "__main__":
 
 __all__ = [
     "KINDS", "ModelKind", "Param", "register_kind", "start_run", "resume_run", "stop_run", "run_state",
-    "is_active", "read_metrics", "log_tail", "active_model_dir", "promote", "use_shipped", "switch_to",
+    "is_active", "model_kind_of", "read_metrics", "log_tail", "active_model_dir", "promote", "use_shipped", "switch_to",
     "list_runs", "Run",
 ]

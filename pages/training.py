@@ -21,10 +21,28 @@ if not jobs.KINDS:
     st.stop()
 
 
+# What typeset training reads: im2latex's formulas as LaTeX drew them, rendered beforehand
+def typeset_data_note() -> None:
+    from mathocr import data
+    from mathocr.typeset_data import rendered_dir
+
+    folder = rendered_dir()
+    rendered = sum(1 for _ in folder.glob("*.png")) if folder.is_dir() else 0
+    if not data.im2latex_available():
+        st.warning(f"im2latex is not in `{data.data_dir()}`, so there is nothing to train a typeset model on.")
+    elif rendered == 0:
+        st.warning(f"im2latex's formulas are not rendered yet (`{folder}`): run `python -m mathocr data render` "
+                   "first (about 7 minutes on 2 cores with LaTeX installed).")
+    else:
+        st.caption(f"Trains on the {rendered:,} im2latex formulas rendered in `{folder}`.")
+
+
 # The new-run form: a kind, a preset, and the settings that matter
 def new_run_form() -> None:
     kind_name = st.selectbox("Model kind", list(jobs.KINDS), format_func=lambda k: jobs.KINDS[k].title)
     kind = jobs.KINDS[kind_name]
+    if kind_name == "typeset":
+        typeset_data_note()
     preset_name = st.radio("Preset", [*kind.presets, "custom"], horizontal=True, key=f"preset-{kind_name}")
     preset = kind.presets.get(preset_name, {})
     with st.form(f"new-run-{kind_name}"):
@@ -55,7 +73,8 @@ def new_run_form() -> None:
 def run_panel(run) -> None:
     state = jobs.run_state(run)
     status = run.status()
-    header = f"{STATE_ICONS.get(state, '')} {run.kind} / {run.name} — {state}"
+    kind = jobs.model_kind_of(run)
+    header = f"{STATE_ICONS.get(state, '')} {kind} / {run.name} — {state}"
     with st.expander(header, expanded=state in ("running", "queued", "stopping")):
         epochs, epoch = status.get("epochs") or 0, status.get("epoch") or 0
         steps, step = status.get("steps") or 0, status.get("step") or 0
@@ -92,11 +111,11 @@ def run_panel(run) -> None:
         if state == "finished" and run.model_dir.is_dir() and actions[2].button("Use this model",
                                                                                  key=f"promote-{run.path}"):
             try:
-                jobs.promote(run, jobs.model_loader(run.kind))
+                jobs.promote(run, jobs.model_loader(kind))
             except ValueError as err:
                 st.error(str(err))
             else:
-                st.success(f"The {run.kind} pages now use the model of run {run.name}.")
+                st.success(f"The {kind} pages now use the model of run {run.name}.")
 
 
 # All runs, refreshed every two seconds while one of them is going
@@ -116,7 +135,7 @@ def compare_section() -> None:
     if len(runs) < 2:
         st.caption("Curves of two or more runs can be compared here once they have finished an epoch.")
         return
-    labels = {f"{r.kind}/{r.name}": r for r in runs}
+    labels = {f"{jobs.model_kind_of(r)}/{r.name}": r for r in runs}
     chosen = st.multiselect("Runs", list(labels), default=list(labels)[:2])
     metric_names = sorted({k for label in chosen for row in jobs.read_metrics(labels[label]) for k in row} - {"epoch"})
     if not chosen or not metric_names:

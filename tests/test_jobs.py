@@ -121,8 +121,28 @@ def test_every_kind_turns_its_presets_into_command_arguments():
     assert "--no-augment" not in formulas.command_args({"augment": True})
     with pytest.raises(ValueError, match="on or off"):
         formulas.command_args({"augment": "maybe"})
-    # the training commands accept what the page sends
-    for kind in (jobs.KINDS["symbols"], jobs.KINDS["formulas"]):
+    typeset = jobs.KINDS["typeset"]
+    smoke = typeset.command_args(typeset.presets["smoke (about a minute)"])
+    assert smoke[:2] == ["--dataset", "im2latex"] and "--no-test" in smoke
+    # the training commands accept what the page sends, defaults and presets alike
+    for kind in (jobs.KINDS["symbols"], jobs.KINDS["formulas"], typeset):
         parser = __import__(kind.module, fromlist=["build_parser"]).build_parser()
-        values = {p.name: p.default for p in kind.params}
-        parser.parse_args(kind.command_args(values) + ["--name", "x", "--runs", "/tmp/x"])
+        defaults = {p.name: p.default for p in kind.params}
+        for values in (defaults, *({**defaults, **preset} for preset in kind.presets.values())):
+            args = parser.parse_args(kind.command_args(values) + ["--name", "x", "--runs", "/tmp/x"])
+    assert args.dataset == "im2latex" and args.max_width == 1024 and args.val_limit == 300
+
+
+def test_a_run_is_of_the_kind_it_was_started_as_or_its_config_names(tmp_path):
+    """training.formulas writes typeset runs under formulas/, so the folder alone does not say."""
+    from mathocr.runs import write_json_atomic
+
+    root = tmp_path / "runs"
+    started = Run(root / "formulas" / "from-the-page")
+    write_json_atomic(started.path / jobs.JOB_FILE, {"kind": "typeset"})
+    typed = Run(root / "formulas" / "from-the-command-line")
+    write_json_atomic(typed.config_file, {"kind": "typeset"})
+    handwritten = Run(root / "formulas" / "handwritten")
+    write_json_atomic(handwritten.config_file, {"kind": "handwritten"})
+    assert [jobs.model_kind_of(r) for r in (started, typed, handwritten)] == ["typeset", "typeset", "formulas"]
+    assert jobs.model_kind_of(Run(root / "symbols" / "any")) == "symbols"
