@@ -1,15 +1,20 @@
 """Widgets more than one page uses. Not a page itself: app.py does not list it.
 
 ``ink_input(key, height, width)`` is the one input for handwriting: a drawing canvas, or an
-uploaded picture (PNG, JPEG, BMP; any size, colour or transparency). It returns an ``InkInput``:
+uploaded picture (PNG, JPEG, BMP; any size, colour or transparency); ``draw=False`` offers the
+upload alone (for typeset formulas). It returns an ``InkInput``:
 
 * ``strokes``: the canvas's pen strokes (``render.strokes_from_fabric`` of its ``json_data``), in
   canvas pixels, y down; empty when nothing is drawn (or the canvas was cleared);
 * ``picture``: a paper-like grayscale PIL image (``render.load_image``) of an upload, or of the
   canvas itself when ``canvas_image=True`` (for models that read pixels, not strokes);
+* ``source``: ``"canvas"`` or ``"upload"``, the input the user chose (also while it is empty);
 * ``error``: a message for the user when the upload is not a usable image (``None`` otherwise).
 
 ``InkInput.empty`` is true when there is nothing to recognize, so a page can show a hint.
+
+``formula_recognizer(kind)`` is the formula model of a kind ("handwritten" or "typeset"), loaded
+once, or ``None`` after a message saying how to get one.
 Tests drive the canvas through ``AppTest`` by setting ``session_state[f"{key}_canvas"]`` (see
 ``canvas_state``) before ``run()``.
 """
@@ -33,7 +38,7 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp"]
 class InkInput:
     strokes: list[np.ndarray] = field(default_factory=list)
     picture: Image.Image | None = None
-    source: str = ""  # "canvas", "upload", or "" when there is nothing
+    source: str = ""  # "canvas" or "upload"
     error: str | None = None
 
     @property
@@ -57,34 +62,35 @@ def _lowercase_types(json_data: dict | None) -> dict | None:
 
 
 def ink_input(key: str, height: int = 280, width: int = 280, stroke_width: int = 10,
-              canvas_image: bool = False, upload: bool = True) -> InkInput:
-    """A canvas to draw on, or (with ``upload``) a file to upload; see the module docstring."""
-    from streamlit_drawable_canvas import st_canvas
-
-    mode = "Draw"
-    if upload:
-        mode = st.radio("Input", ["Draw", "Upload an image"], horizontal=True, key=f"{key}_mode",
-                        label_visibility="collapsed")
+              canvas_image: bool = False, upload: bool = True, draw: bool = True,
+              upload_label: str = "A picture of handwriting (PNG, JPEG or BMP)") -> InkInput:
+    """A canvas to draw on (with ``draw``), or a file to upload (with ``upload``); see the module
+    docstring."""
+    modes = (["Draw"] if draw else []) + (["Upload an image"] if upload else [])
+    mode = modes[0]
+    if len(modes) > 1:
+        mode = st.radio("Input", modes, horizontal=True, key=f"{key}_mode", label_visibility="collapsed")
     if mode == "Draw":
+        from streamlit_drawable_canvas import st_canvas
+
         result = st_canvas(stroke_width=stroke_width, stroke_color="#000000", background_color="#FFFFFF",
                            height=height, width=width, drawing_mode="freedraw", key=f"{key}_canvas",
                            return_image_data=canvas_image)
         strokes = strokes_from_fabric(_lowercase_types(result.json_data))
         if not strokes:
-            return InkInput()
+            return InkInput(source="canvas")
         picture = None
         if canvas_image and result.image_data is not None:
             picture = paper_image(Image.fromarray(np.asarray(result.image_data, dtype=np.uint8)))
         return InkInput(strokes=strokes, picture=picture, source="canvas")
 
-    uploaded = st.file_uploader("A picture of handwriting (PNG, JPEG or BMP)", type=UPLOAD_TYPES,
-                                key=f"{key}_upload")
+    uploaded = st.file_uploader(upload_label, type=UPLOAD_TYPES, key=f"{key}_upload")
     if uploaded is None:
-        return InkInput()
+        return InkInput(source="upload")
     try:
         picture = load_image(uploaded.getvalue())
     except ImageError as err:
-        return InkInput(error=f"{uploaded.name}: {err}")
+        return InkInput(source="upload", error=f"{uploaded.name}: {err}")
     st.image(picture, caption=f"{uploaded.name} ({picture.width} x {picture.height})", width=min(width, picture.width))
     return InkInput(picture=picture, source="upload")
 
@@ -101,3 +107,38 @@ def model_directory(kind: str, env_var: str) -> str:
     where = "the shipped model" if shipped and not override else f"the model in `{directory}`"
     st.caption(f"Using {where}.")
     return directory
+
+
+# The formula models: "handwritten" (CROHME ink) and "typeset" (im2latex as LaTeX draws it), each
+# with its Training page kind and the environment variable that points a page at another one
+FORMULA_MODELS = {"handwritten": ("formulas", "MATHOCR_FORMULA_MODEL"), "typeset": ("typeset", "MATHOCR_TYPESET_MODEL")}
+MISSING_MODEL_HELP = {
+    "handwritten": "Train one with `python -m training.formulas` and export it to models/formulas "
+                   "(see models/formulas/MODEL_CARD.md).",
+    "typeset": "To get one: render im2latex's formulas (`python -m mathocr data render`), train a model on them "
+               "(`python -m training.formulas --dataset im2latex --export models/typeset`, or the Training page's "
+               "typeset kind, then *Use this model*), or point `MATHOCR_TYPESET_MODEL` at a model directory.",
+}
+
+
+@st.cache_resource(show_spinner="Loading the formula model...")
+def load_formula_recognizer(directory: str):
+    """A formula model, its compiled searches traced once, so a user's first formula is fast."""
+    from mathocr.formula_decode import FormulaRecognizer
+
+    return FormulaRecognizer.load(directory).warm_up()
+
+
+def formula_recognizer(kind: str):
+    """The active formula model of ``kind``, or None after an error that says how to get one. A
+    model trained on the other kind of formula is used, with a warning."""
+    jobs_kind, env_var = FORMULA_MODELS[kind]
+    directory = model_directory(jobs_kind, env_var)
+    try:
+        recognizer = load_formula_recognizer(directory)
+    except (FileNotFoundError, OSError, ValueError) as err:
+        st.error(f"There is no usable {kind} formula model: {err}. {MISSING_MODEL_HELP[kind]}")
+        return None
+    if recognizer.kind != kind:
+        st.warning(f"This model was trained on {recognizer.kind} formulas, not {kind} ones: expect poor answers.")
+    return recognizer

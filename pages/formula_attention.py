@@ -1,67 +1,97 @@
-"""Where the formula model looked: for each emitted token, its attention over the input, and the
-encoder's feature maps."""
+"""Where a formula model looked: for each emitted token, its attention over the input, and the
+encoder's feature maps. Either model: handwritten (drawn, uploaded or CROHME ink) or typeset
+(an uploaded screenshot or a rendered im2latex formula of the held-out test split)."""
 
 import numpy as np
 import streamlit as st
+from PIL import Image
 
 from mathocr import data
-from mathocr.formula_decode import FormulaRecognizer
 from mathocr.formula_plots import attention_overlay, feature_map_tiles
 from mathocr.render import ImageError
-from pages.common import ink_input, model_directory
+from pages.common import formula_recognizer, ink_input
 
-MODEL_ENV = "MATHOCR_FORMULA_MODEL"
 LAST_KEY = "formula_last"  # set by the Formulas page
+LAST_KIND_KEY = "formula_last_kind"
 ENCODER_LAYERS = ["relu1", "relu2", "relu3", "relu4", "relu5"]
-
-
-@st.cache_resource(show_spinner="Loading the formula model...")
-def load_recognizer(directory: str) -> FormulaRecognizer:
-    return FormulaRecognizer.load(directory).warm_up()
+MODELS = {"Handwritten": "handwritten", "Typeset": "typeset"}
+LAST = "Last formula recognized"
+CROHME_TEST = "CROHME 2014 test formula"
+IM2LATEX_TEST = "im2latex test formula"
 
 
 @st.cache_data(show_spinner="Reading CROHME's 2014 test formulas (once)...")
-def dataset_formulas() -> list[tuple[str, str, list]]:
+def crohme_test_formulas() -> list[tuple[str, str, list]]:
     from mathocr.formula_data import load_crohme_formulas
 
     return [(f.id, " ".join(f.tokens), f.strokes) for f in load_crohme_formulas("test")]
+
+
+@st.cache_data(show_spinner="Reading im2latex's rendered test formulas...")
+def im2latex_test_formulas() -> list[tuple[str, str, str]]:
+    from mathocr.typeset_data import load_typeset_formulas
+
+    return [(f.id, " ".join(f.tokens), str(f.image_path)) for f in load_typeset_formulas("test")]
+
+
+# A formula from a dataset's held-out split, chosen by number: its id, its truth and its recognition
+def dataset_formula(recognizer, source: str, beam_width: int):
+    if source == CROHME_TEST:
+        if not data.crohme_available():
+            st.info(f"CROHME is not available here. {data.CROHME_HELP}")
+            return None, None
+        formulas = crohme_test_formulas()
+    else:
+        if not data.im2latex_available():
+            st.info(f"im2latex is not available here: its formulas would be in `{data.data_dir() / data.IM2LATEX_DIR}`.")
+            return None, None
+        try:
+            formulas = im2latex_test_formulas()
+        except data.DataMissing as err:
+            st.info(f"im2latex's test formulas have no images yet ({err}).")
+            return None, None
+    index = st.number_input(f"Formula number (0 to {len(formulas) - 1})", 0, len(formulas) - 1, 0)
+    ident, truth, strokes_or_path = formulas[int(index)]
+    st.caption(ident)
+    if source == CROHME_TEST:
+        return recognizer.recognize_strokes(strokes_or_path, beam_width), truth
+    with Image.open(strokes_or_path) as image:
+        st.image(image, caption="the rendered formula")
+        return recognizer.recognize_image(image, beam_width), truth
 
 
 st.title("Formula attention")
 st.caption("For every token the model wrote, the place in the input it attended to (red), so you can see "
            "where it looked when it wrote each symbol.")
 
-model_dir = model_directory("formulas", MODEL_ENV)
-try:
-    recognizer = load_recognizer(model_dir)
-except (FileNotFoundError, OSError, ValueError) as err:
-    st.error(f"The formula model could not be loaded: {err}.")
+kind = MODELS[st.radio("Model", list(MODELS), horizontal=True, key="attention_model")]
+recognizer = formula_recognizer(kind)
+if recognizer is None:
     st.stop()
 
-# The input: a drawing or upload, a CROHME test formula, or the Formulas page's last answer
-sources = ["Draw or upload", "CROHME 2014 test formula"]
-if LAST_KEY in st.session_state:
-    sources.insert(0, "Last formula recognized")
+# The input: a drawing or upload, a held-out dataset formula, or the Formulas page's last answer
+if kind == "handwritten":
+    sources = ["Draw or upload", CROHME_TEST]
+else:
+    sources = ["Upload", IM2LATEX_TEST]
+if LAST_KEY in st.session_state and st.session_state.get(LAST_KIND_KEY, "handwritten") == kind:
+    sources.insert(0, LAST)
 source = st.radio("Formula", sources, horizontal=True)
 beam_width = st.sidebar.slider("Beam width", 1, 10, 1, key="attention_beam")
 result, truth = None, None
-if source == "Last formula recognized":
+if source == LAST:
     result = st.session_state[LAST_KEY]
-elif source == "CROHME 2014 test formula":
-    if not data.crohme_available():
-        st.info(f"CROHME is not available here. {data.CROHME_HELP}")
-        st.stop()
-    formulas = dataset_formulas()
-    index = st.number_input(f"Formula number (0 to {len(formulas) - 1})", 0, len(formulas) - 1, 0)
-    ident, truth, strokes = formulas[int(index)]
-    result = recognizer.recognize_strokes(strokes, beam_width)
-    st.caption(f"{ident}")
+elif source in (CROHME_TEST, IM2LATEX_TEST):
+    result, truth = dataset_formula(recognizer, source, beam_width)
 else:
-    ink = ink_input("formula_attention", height=220, width=900, stroke_width=5)
+    ink = ink_input("formula_attention", height=220, width=900, stroke_width=5, draw=kind == "handwritten",
+                    upload_label="A picture of a formula (PNG, JPEG or BMP)")
     if ink.error:
         st.error(f"That file could not be used. {ink.error}")
     elif ink.empty:
-        st.info("Write a formula on the canvas (or upload a picture), and the attention behind each token appears.")
+        st.info("Write a formula on the canvas (or upload a picture), and the attention behind each token appears."
+                if kind == "handwritten" else
+                "Upload a screenshot of a typeset formula, and the attention behind each token appears.")
     else:
         try:
             result = (recognizer.recognize_strokes(ink.strokes, beam_width) if ink.strokes

@@ -38,8 +38,9 @@ def tiny_config(coverage: bool = True, guide_weight: float = 0.0):
                               coverage=coverage, coverage_filters=4, dropout=0.0, guide_weight=guide_weight)
 
 
-def save_tiny_recognizer(directory, train_steps: int = 0):
-    """A tiny formula model with the synthetic vocabulary, saved as the app loads it."""
+def save_tiny_recognizer(directory, train_steps: int = 0, kind: str = "handwritten"):
+    """A tiny formula model with the synthetic vocabulary, saved as the app loads it; ``kind``
+    goes to its config.json as training.formulas writes it ("handwritten" or "typeset")."""
     import keras
 
     from mathocr.formula_data import TrainingBatches
@@ -54,7 +55,7 @@ def save_tiny_recognizer(directory, train_steps: int = 0):
     batches = iter(TrainingBatches(formulas, vocab, batch_size=6, seed=0))
     for _ in range(train_steps):
         model.train_on_batch(*next(batches))
-    FormulaRecognizer(model, vocab).save(directory)
+    FormulaRecognizer(model, vocab).save(directory, {"kind": kind})
     return directory
 
 

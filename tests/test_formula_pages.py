@@ -62,7 +62,7 @@ def test_switching_to_upload_waits_for_a_file(model_dir, monkeypatch):
     at = open_page("formulas.py", model_dir, monkeypatch)
     at.radio[0].set_value("Upload an image").run()
     assert not at.exception
-    # AppTest cannot upload files; the upload branch is reached and waits for one
+    assert "Upload a photo or scan" in at.info[0].value
     assert len(at.code) == 0
 
 
@@ -88,5 +88,6 @@ def test_attention_page_takes_the_formula_page_answer(model_dir, monkeypatch):
         synthetic_formulas()[0].strokes)
     at.run()
     assert not at.exception and not at.error
-    assert at.radio[0].value == "Last formula recognized"
+    assert at.radio(key="attention_model").value == "Handwritten"
+    assert next(r for r in at.radio if r.label == "Formula").value == "Last formula recognized"
     assert len(at.code) == 1
