@@ -1,4 +1,5 @@
-"""The datasets: CROHME's handwritten expressions and symbols, their statistics, im2latex's formulas.
+"""The datasets: CROHME's handwritten expressions and symbols, their statistics, im2latex's formulas
+(with their images, where ``python -m mathocr data render`` has drawn them).
 
 Everything comes from ``mathocr.data``'s index (built once with a progress bar, then cached on
 disk and in memory); ink is read and rendered only for what is on screen.
@@ -6,6 +7,7 @@ disk and in memory); ink is read and rendered only for what is on screen.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +21,7 @@ from mathocr import data
 from mathocr.inkml import InkMLError, read_inkml
 from mathocr.latex import LatexError, normalize_tokens, tokenize_latex
 from mathocr.render import render_strokes
+from mathocr.typeset_data import rendered_dir
 
 SYMBOL_SIDE = 48  # the grid's samples, rendered the way the symbol model sees them
 GRID_SAMPLES = 60
@@ -276,6 +279,47 @@ def show_statistics(expressions: pd.DataFrame, symbols: pd.DataFrame) -> None:
         st.dataframe(by_source.reindex(columns=list(data.CROHME_SPLITS), fill_value=0), width="stretch")
 
 
+# im2latex's images: how many are rendered and what failed, or how to render them
+def im2latex_rendering(folder: Path, total: int) -> dict[str, str] | None:
+    """The failures (id to reason) of the rendered set in ``folder``; None when nothing is rendered."""
+    index_file = folder / "index.json"
+    if not index_file.exists():
+        st.info(f"Their images are not rendered yet, so only their LaTeX is shown. Render them once with "
+                f"`python -m mathocr data render` (LaTeX and dvipng where installed, else matplotlib's mathtext; "
+                f"about 7 minutes on 2 cores for the whole set), into `{folder}`.")
+        return None
+    index = json.loads(index_file.read_text())
+    failed = index.get("failed", {})
+    images = sum(1 for _ in folder.glob("*.png"))
+    st.caption(f"{images:,} of the {total:,} formulas rendered by {index.get('engine')} at {index.get('dpi')} dpi "
+               f"in `{folder}`; {len(failed):,} could not be rendered."
+               + (" `python -m mathocr data render` draws the rest." if images + len(failed) < total else ""))
+    if failed:
+        with st.expander(f"The {len(failed):,} formulas that could not be rendered, and why"):
+            reasons = pd.Series(failed, name="reason")
+            st.dataframe(reasons.value_counts().rename_axis("reason").reset_index(), hide_index=True, width="stretch")
+            st.dataframe(reasons.rename_axis("id").reset_index(), hide_index=True, height=200, width="stretch")
+    return failed
+
+
+# One im2latex formula: its rendered image and KaTeX's rendering beside its source and its tokens
+def show_im2latex_formula(row: pd.Series, folder: Path, failed: dict[str, str] | None) -> None:
+    st.markdown(f"`{row['id']}` ({row['split']}, {row['n_tokens']} tokens)")
+    image_col, text_col = st.columns(2)
+    with image_col:
+        path = folder / f"{Path(row['id']).stem}.png"
+        if failed is not None and path.exists():
+            st.image(str(path), caption="as rendered for the typeset model")
+        elif failed and row["id"] in failed:
+            st.caption(f"Not rendered: {failed[row['id']]}")
+        show_latex(row["latex"])
+    with text_col:
+        st.caption("LaTeX as distributed")
+        st.code(row["latex"], language="latex", wrap_lines=True)
+        st.caption("canonical tokens (what the model learns to write)")
+        st.code(row["tokens"], language="latex", wrap_lines=True)
+
+
 # im2latex: typeset formulas, filtered by split and token
 def browse_im2latex(root: Path) -> None:
     if not data.im2latex_available(root):
@@ -288,6 +332,8 @@ def browse_im2latex(root: Path) -> None:
     except (data.DataMissing, OSError, ValueError) as err:
         st.warning(f"im2latex's formulas cannot be read: {err}")
         return
+    folder = rendered_dir()
+    failed = im2latex_rendering(folder, len(formulas))
     split_col, token_col = st.columns(2)
     split = split_col.segmented_control("Split", ["all", *data.IM2LATEX_FRACTIONS], default="all",
                                         key="im2_split") or "all"
@@ -296,10 +342,9 @@ def browse_im2latex(root: Path) -> None:
     token = token_col.selectbox("Contains the token", vocabulary, index=None, key="im2_token",
                                 placeholder="any token")
     matches = in_split[token_filter(in_split["tokens"], token)].reset_index(drop=True)
-    st.caption(f"{len(matches):,} of {len(formulas):,} formulas match; the first {FORMULAS_SHOWN} are typeset.")
+    st.caption(f"{len(matches):,} of {len(formulas):,} formulas match; the first {FORMULAS_SHOWN} are shown.")
     for _, row in matches.head(FORMULAS_SHOWN).iterrows():
-        st.markdown(f"`{row['id']}` ({row['split']}, {row['n_tokens']} tokens)")
-        show_latex(row["latex"])
+        show_im2latex_formula(row, folder, failed)
     st.dataframe(matches[["id", "split", "n_tokens", "latex"]], hide_index=True, height=250, width="stretch")
 
 
