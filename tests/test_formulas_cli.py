@@ -91,6 +91,14 @@ def test_training_command_trains_exports_and_resumes(inkml_dir, tmp_path, capsys
     assert main(common + ["--epochs", "2", "--no-test"]) == 0
     rows = (run / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2  # header, epoch 1, epoch 2
+    # --export-only takes the run's own recorded settings, whatever this command line's defaults are
+    assert main(["--name", "tiny", "--runs", str(tmp_path / "runs"), "--export-only",
+                 "--export", str(tmp_path / "again")]) == 0
+    exported = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert exported["model"]["guide_weight"] == 0.5 and exported["model"]["units"] == 16
+    assert FormulaRecognizer.load(tmp_path / "again").vocab.tokens == FormulaRecognizer.load(tmp_path / "export").vocab.tokens
+    with pytest.raises(SystemExit, match="not a formula run"):
+        main(["--name", "missing", "--runs", str(tmp_path / "runs"), "--export-only"])
 
 
 @pytest.mark.data

@@ -154,6 +154,23 @@ def export(run, model_path: Path, vocab: Vocabulary, directory, config: dict) ->
         directory, {"run": str(run.path), "model": config["model"], "kind": config.get("kind", "handwritten")})
 
 
+def export_only(args) -> int:
+    """Export an existing run's best checkpoint with the config and vocabulary the run recorded when it
+    started (not this command line's defaults), without loading any data."""
+    if not args.name:
+        raise SystemExit("--export-only needs the --name of an existing run")
+    run = runs.Run((Path(args.runs) if args.runs else runs.runs_root()) / "formulas" / args.name)
+    config, vocab_file = run.config(), run.path / "vocabulary.json"
+    if not config or not vocab_file.exists():
+        raise SystemExit(f"{run.path}: not a formula run (no config.json and vocabulary.json)")
+    if not run.best_model.exists():
+        raise SystemExit(f"{run.path}: no best checkpoint yet (it is written after the first epoch)")
+    target = args.export or run.model_dir
+    export(run, run.best_model, Vocabulary.load(vocab_file), target, config)
+    print(f"exported {run.best_model} to {target}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     typeset = args.dataset == "im2latex"
@@ -185,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset,
         "kind": "typeset" if typeset else "handwritten",
     }
+    if args.export_only:
+        return export_only(args)
     run = runs.create_run("formulas", run_config, name=args.name, root=args.runs)
     vocab_file = run.path / "vocabulary.json"
     train = load_split("train", args.train_dir, args.data, args)
@@ -196,11 +215,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         vocab = Vocabulary.from_sequences(f.tokens for f in train)
         vocab.save(vocab_file)
-    if args.export_only:
-        export(run, run.best_model, vocab, args.export or run.model_dir, run_config)
-        print(f"exported {run.best_model} to {args.export or run.model_dir}")
-        return 0
-
     if not 0 < args.fraction <= 1:
         raise ValueError(f"--fraction must be in (0, 1], not {args.fraction}")
     if args.fraction < 1:  # the vocabulary above still comes from every training formula
