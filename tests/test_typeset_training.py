@@ -137,3 +137,29 @@ def test_batch_rendering_isolates_the_broken_formula_and_matches_single_runs():
     assert "latex failed" in str(results[1])
     for formula, image in zip(formulas[2:], results[2:]):
         assert image.size == render_latex(formula).size
+
+
+@pytest.mark.data
+@needs_latex
+def test_shipped_typeset_model_reads_held_out_formulas(real_data, tmp_path, capsys):
+    """The shipped typeset model on 24 formulas of im2latex's held-out test split, drawn by LaTeX here:
+    the preprocessing the model was trained with and the one the evaluation uses still agree."""
+    from mathocr.data import load_im2latex
+    from mathocr.formula_decode import SHIPPED_MODEL_DIR
+    from mathocr.typeset import render_formula_set
+
+    model = SHIPPED_MODEL_DIR.parent / "typeset"
+    if not (model / "formulas.keras").exists():
+        pytest.skip(f"no shipped typeset model at {model}")
+    if not (real_data / "im2latex").is_dir():
+        pytest.skip(f"im2latex is not under {real_data}")
+    test = load_im2latex(real_data, "test")[:24]
+    result = render_formula_set([(f.id, f.latex) for f in test], tmp_path / "rendered", workers=1)
+    assert len(result.rendered) >= 20
+    code, out = run_cli(["evaluate", "formulas", "--model", str(model), "--im2latex", "--rendered",
+                         str(tmp_path / "rendered"), "--data", str(real_data), "--json"], capsys)
+    assert code == 0
+    scores = json.loads(out.out)
+    assert scores["n"] == len(result.rendered) and KEYS <= set(scores)
+    # 0.85 on the whole split (models/typeset/MODEL_CARD.md); far lower means the inputs no longer match
+    assert scores["bleu4"] > 0.6, scores
