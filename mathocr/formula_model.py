@@ -227,13 +227,20 @@ def build_formula_model(vocab_size: int, height: int = 48, config: FormulaModelC
     return model
 
 
-def compile_formula_model(model: keras.Model, learning_rate: float = 1e-3, guide_weight: float = 0.0) -> keras.Model:
+def compile_formula_model(model: keras.Model, learning_rate: float = 1e-3, guide_weight: float = 0.0,
+                          ema: float = 0.0) -> keras.Model:
     """Adam with gradient clipping; cross-entropy over the tokens, padding ignored. A guided model
-    (two outputs) adds its first pass's loss with ``guide_weight``; its targets are ``(y, y)``."""
+    (two outputs) adds its first pass's loss with ``guide_weight``; its targets are ``(y, y)``.
+    ``ema`` > 0 keeps an exponential moving average of the weights with that momentum (Polyak
+    averaging; ``keras.callbacks.SwapEMAWeights`` evaluates and checkpoints it)."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
     guided = len(model.outputs) == 2
+    if not 0.0 <= ema < 1.0:
+        raise ValueError(f"the EMA momentum must be in [0, 1), not {ema}")
+    optimizer = (keras.optimizers.Adam(learning_rate, clipnorm=5.0, use_ema=True, ema_momentum=ema) if ema
+                 else keras.optimizers.Adam(learning_rate, clipnorm=5.0))
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=5.0),
+        optimizer=optimizer,
         loss=[loss, loss] if guided else loss,
         loss_weights=[1.0, guide_weight] if guided else None,
     )

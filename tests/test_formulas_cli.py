@@ -101,6 +101,33 @@ def test_training_command_trains_exports_and_resumes(inkml_dir, tmp_path, capsys
         main(["--name", "missing", "--runs", str(tmp_path / "runs"), "--export-only"])
 
 
+def test_ema_checkpoints_hold_the_averaged_weights(inkml_dir, tmp_path):
+    """--ema: the validated, checkpointed weights are the moving average. The average starts at the
+    weights after the first step, and with a momentum near 1 it stays there: the checkpoint of five
+    steps with it matches one step without it, while five steps without it have moved on."""
+    import keras
+    import numpy as np
+
+    from training.formulas import main
+
+    def run(name, *extra):
+        assert main(["--name", name, "--runs", str(tmp_path / "runs"), "--train-dir", str(inkml_dir),
+                     "--val-dir", str(inkml_dir), "--no-test", "--filters", "4,8,8,8,8", "--units", "16",
+                     "--attention-dim", "16", "--batch-size", "6", "--verbose", "0", "--epochs", "1",
+                     "--learning-rate", "0.05", *extra]) == 0
+        best = keras.saving.load_model(tmp_path / "runs" / "formulas" / name / "best.keras", compile=False)
+        return [np.asarray(w) for w in best.trainable_weights]
+
+    def distance(a, b):
+        return max(float(np.abs(x - y).max()) for x, y in zip(a, b))
+
+    one = run("one", "--steps-per-epoch", "1")
+    five = run("five", "--steps-per-epoch", "5")
+    averaged = run("ema", "--steps-per-epoch", "5", "--ema", "0.999999")
+    assert distance(five, one) > 1e-2 and distance(averaged, one) < 1e-4, (distance(five, one), distance(averaged, one))
+    assert json.loads((tmp_path / "runs" / "formulas" / "ema" / "config.json").read_text())["ema"] == 0.999999
+
+
 @pytest.mark.data
 def test_shipped_model_on_crohme_2014(real_data, capsys):
     from mathocr.data import crohme_available

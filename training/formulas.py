@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fraction", type=float, default=1.0, help="train on this random fraction of the formulas")
     parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over the training formulas")
     parser.add_argument("--patience", type=int, default=20, help="early stopping on validation ExpRate")
+    parser.add_argument("--ema", type=float, default=0.0, metavar="MOMENTUM",
+                        help="validate, checkpoint and export an exponential moving average of the weights "
+                             "(e.g. 0.999; 0: off)")
     parser.add_argument("--init-from", metavar="DIR",
                         help="start a new run from the weights of a saved recognizer (e.g. models/formulas) with "
                              "the same architecture; its vocabulary is kept")
@@ -198,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
-        "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
+        "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset,
         "kind": "typeset" if typeset else "handwritten",
     }
@@ -255,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                 except ValueError as err:
                     raise SystemExit(f"--init-from {args.init_from}: not the same architecture as this run ({err})")
                 print(f"initialised from {args.init_from}", flush=True)
-            compile_formula_model(model, args.learning_rate, args.guide_weight)
+            compile_formula_model(model, args.learning_rate, args.guide_weight, args.ema)
     model.summary(print_fn=lambda line, **_: print(line))
     recognizer = FormulaRecognizer(model, vocab, args.height, args.max_width)
 
@@ -266,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(cb, keras.callbacks.ModelCheckpoint) and best is not None:
             cb.best = best
     callbacks.insert(0, exprate_callback(recognizer, val_arrays, [f.tokens for f in val]))
+    if args.ema:  # first: the averaged weights are in the model for validation, the callbacks and the checkpoints
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=4, min_lr=1e-5,
                                                        verbose=1))
     train_ds, val_ds = source.dataset(), val_source.dataset(repeat=False)
