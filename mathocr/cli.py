@@ -107,6 +107,8 @@ def cmd_data_render(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mathocr.typeset import ENGINES
+
     parser = argparse.ArgumentParser(prog="python -m mathocr", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log every skipped file")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -124,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_data_import)
     render = data_sub.add_parser("render", help="render the im2latex formulas to images (cached, resumable)")
     render.add_argument("--data", help="data directory (default: $MATHOCR_DATA, else data/)")
-    render.add_argument("--engine", choices=("latex", "mathtext"), help="default: latex where installed")
+    render.add_argument("--engine", choices=ENGINES, help="default: latex where installed; "
+                        "mathtext-<font> draws in another of mathtext's font sets (e.g. mathtext-dejavusans)")
     render.add_argument("--dpi", type=int, default=200)
     render.add_argument("--workers", type=int, help="processes (default: one per core)")
     render.add_argument("--out", help="folder for the images (default: the cache, im2latex-<engine>-<dpi>dpi)")

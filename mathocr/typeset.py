@@ -33,7 +33,10 @@ LATEX_PREAMBLE = r"""\documentclass[12pt]{article}
 \pagestyle{empty}
 \begin{document}
 """
-ENGINES = ("latex", "mathtext")
+MATHTEXT_FONTS = ("cm", "stix", "stixsans", "dejavusans", "dejavuserif")
+# "mathtext" draws in Computer Modern; "mathtext-<font>" in one of mathtext's other font sets (for
+# training on the faces screenshots show: STIX is Times-like, DejaVu Sans a web page's sans-serif)
+ENGINES = ("latex", "mathtext", *(f"mathtext-{font}" for font in MATHTEXT_FONTS[1:]))
 TIMEOUT_S = 20
 
 
@@ -98,8 +101,18 @@ def render_latex(formula: str, dpi: int = 200) -> Image.Image:
             return _crop(png.convert("L"))
 
 
-def render_mathtext(formula: str, dpi: int = 200) -> Image.Image:
-    """Draw a formula with matplotlib's mathtext (no TeX needed; not every macro)."""
+def mathtext_source(formula: str) -> str:
+    """The formula as mathtext reads it. im2latex's tokenised spelling puts a space after ``_`` and
+    ``^`` (``x ^ { 2 }``): mathtext then drops the script silently and draws ``x 2``, so the
+    spaces after a script operator go."""
+    return re.sub(r"([_^])\s+", r"\1", formula)
+
+
+def render_mathtext(formula: str, dpi: int = 200, font: str = "cm") -> Image.Image:
+    """Draw a formula with matplotlib's mathtext (no TeX needed; not every macro), by default in
+    Computer Modern like LaTeX's output (mathtext's own default is DejaVu Sans)."""
+    if font not in MATHTEXT_FONTS:
+        raise ValueError(f"unknown mathtext font set {font!r}; choose from {', '.join(MATHTEXT_FONTS)}")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -108,7 +121,9 @@ def render_mathtext(formula: str, dpi: int = 200) -> Image.Image:
 
     buffer = io.BytesIO()
     try:
-        mathtext.math_to_image(f"${formula}$", buffer, prop=FontProperties(size=12), dpi=dpi, format="png")
+        with matplotlib.rc_context({"mathtext.fontset": font}):
+            mathtext.math_to_image(f"${mathtext_source(formula)}$", buffer, prop=FontProperties(size=12), dpi=dpi,
+                                   format="png")
     except (ValueError, RuntimeError, KeyError) as err:
         message = str(err).strip().splitlines()
         raise TypesetError(f"mathtext cannot draw it: {message[-1] if message else type(err).__name__}") from None
@@ -122,8 +137,8 @@ def render_formula(formula: str, engine: str | None = None, dpi: int = 200) -> I
     engine = engine or default_engine()
     if engine == "latex":
         return render_latex(formula, dpi)
-    if engine == "mathtext":
-        return render_mathtext(formula, dpi)
+    if engine == "mathtext" or engine in ENGINES and engine.startswith("mathtext-"):
+        return render_mathtext(formula, dpi, engine.partition("-")[2] or "cm")
     raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
 
 

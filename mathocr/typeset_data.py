@@ -110,18 +110,31 @@ class TypesetBatches(BatchSource):
     def __init__(self, formulas: Sequence[TypesetFormula], vocab: Vocabulary, batch_size: int = 32,
                  max_tokens: int = 160, seed: int = 0, augment: bool = True, height: int = TYPESET_HEIGHT,
                  max_width: int = TYPESET_MAX_WIDTH, progress: Callable[[int, int], None] | None = None,
-                 token_dropout: float = 0.0):
+                 token_dropout: float = 0.0, also: Sequence[str | os.PathLike] = (), also_share: float = 0.5):
+        """``also``: folders with other renderings of the same formulas (other fonts, ``data render
+        --engine mathtext-dejavusans``); with augmentation, a formula is drawn from one of them a
+        ``also_share`` of the time, else from its main rendering. Buckets follow the main one."""
         kept = [f for f in formulas if 0 < len(f.tokens) <= max_tokens]
         self.formulas = kept
         self.augment = augment
         self.max_width = max_width
+        self.also_share = also_share
         self.sources: list[Image.Image] = []
+        self.variants: list[list[Image.Image]] = []
         self.plain: list[np.ndarray] = []
+        folders = [Path(folder) for folder in also]
         for i, f in enumerate(kept):
             with Image.open(f.image_path) as image:
                 image = image.convert("L")
             if augment:
                 self.sources.append(image)
+                others = []
+                for folder in folders:
+                    path = folder / Path(f.image_path).name
+                    if path.exists():
+                        with Image.open(path) as other:
+                            others.append(other.convert("L"))
+                self.variants.append(others)
             self.plain.append(typeset_array(image, height, max_width))
             if progress and (i % 500 == 0 or i == len(kept) - 1):
                 progress(i + 1, len(kept))
@@ -130,5 +143,8 @@ class TypesetBatches(BatchSource):
 
     def image(self, i: int) -> np.ndarray:
         if self.augment:
-            return augmented_array(self.sources[i], self.rng, self.height, self.max_width)
+            source = self.sources[i]
+            if self.variants[i] and self.rng.uniform() < self.also_share:
+                source = self.variants[i][int(self.rng.integers(len(self.variants[i])))]
+            return augmented_array(source, self.rng, self.height, self.max_width)
         return self.plain[i]

@@ -24,6 +24,13 @@ def test_mathtext_draws_a_fraction_cropped_to_its_ink():
     assert (arr[:8] < 128).any() and (arr[:, -8:] < 128).any()
 
 
+def test_mathtext_keeps_scripts_in_im2latex_spelling():
+    # mathtext drops a script written `x ^ { 2 }` (a space after the operator) and draws "x 2"
+    spaced, compact = render_mathtext(r"H _ { 0 } ^ { 2 }"), render_mathtext(r"H_{0}^{2}")
+    assert spaced.size == compact.size and np.array_equal(np.asarray(spaced), np.asarray(compact))
+    assert spaced.height > render_mathtext("H 0 2").height  # the scripts stand above and below the line
+
+
 def test_mathtext_refuses_what_it_cannot_draw_with_a_reason():
     with pytest.raises(TypesetError, match="mathtext"):
         render_mathtext(r"\begin{array} { c c } a & b \end{array}")

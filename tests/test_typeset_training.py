@@ -91,6 +91,40 @@ def test_token_dropout_hides_previous_tokens_but_never_the_start_or_the_targets(
         TypesetBatches(train, vocab, augment=False, token_dropout=1.0)
 
 
+def test_other_fonts_render_and_stand_in_for_the_main_rendering_in_training(rendered, tmp_path, capsys):
+    from PIL import Image
+
+    from mathocr.latex import Vocabulary
+    from mathocr.typeset import render_formula
+    from mathocr.typeset_data import TypesetBatches, load_typeset_formulas
+
+    code, out = run_cli(["data", "render", "--engine", "mathtext-dejavusans", "--workers", "1", "--json",
+                         "--out", str(tmp_path / "dejavu")], capsys)
+    report = json.loads(out.out)
+    assert code == 0 and report["engine"] == "mathtext-dejavusans" and report["rendered"] == len(IM2LATEX_ROWS)
+    sans, serif = render_formula("x ^ { 2 }", "mathtext-dejavusans"), render_formula("x ^ { 2 }", "mathtext")
+    assert sans.size != serif.size or not np.array_equal(np.asarray(sans), np.asarray(serif))
+    with pytest.raises(ValueError, match="unknown engine"):
+        render_formula("x", "mathtext-comic")
+
+    train = load_typeset_formulas("train")
+    vocab = Vocabulary.from_sequences(f.tokens for f in train)
+    # a stand-in rendering that is unmistakable: a solid block of ink for every formula
+    solid = tmp_path / "solid"
+    solid.mkdir()
+    for f in train:
+        block = Image.new("L", (200, 40), 255)
+        block.paste(0, (4, 4, 196, 36))
+        block.save(solid / Path(f.image_path).name)
+    for share, inky in ((1.0, True), (0.0, False)):
+        source = TypesetBatches(train, vocab, batch_size=8, height=32, max_width=320, also=[tmp_path / "dejavu", solid],
+                                also_share=share, seed=1)
+        assert all(len(v) == 2 for v in source.variants)
+        # half the draws pick the DejaVu rendering, half the block
+        blocks = [source.image(i).mean() > 0.6 for i in range(len(train)) for _ in range(4)]
+        assert any(blocks) if inky else not any(blocks)
+        assert not all(blocks)  # sparse typeset ink, from the main or the DejaVu rendering
+
 def test_typeset_training_smoke_run_exports_a_typeset_model_that_the_evaluation_reads(rendered, tmp_path, capsys):
     from mathocr.formula_decode import FormulaRecognizer
     from training.formulas import main

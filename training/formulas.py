@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", default="crohme", choices=("crohme", "im2latex"),
                         help="handwritten CROHME ink, or typeset im2latex formulas rendered by LaTeX")
     parser.add_argument("--rendered", help="folder of rendered im2latex images (default: the cache)")
+    parser.add_argument("--also-rendered", action="append", metavar="DIR",
+                        help="typeset: another rendering of the formulas (another font: `python -m mathocr data "
+                             "render --engine mathtext-dejavusans`), drawn half the time in training; repeatable")
     parser.add_argument("--val-limit", type=int, help="validate on the first N validation formulas only")
     parser.add_argument("--train-dir", help="InkML directory to train on instead of CROHME's train split")
     parser.add_argument("--val-dir", help="InkML directory to validate on instead of CROHME 2013")
@@ -202,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
         "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
-        "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset,
+        "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset, "also_rendered": args.also_rendered,
         "kind": "typeset" if typeset else "handwritten",
     }
     if args.export_only:
@@ -225,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         train = [train[i] for i in sorted(pick)]
     val = load_split("validation", args.val_dir, args.data, args)[: args.val_limit or None]
     batches = TypesetBatches if typeset else TrainingBatches
-    extra = {} if typeset else {"augment_strength": args.augment_strength}
+    extra = {"also": args.also_rendered or ()} if typeset else {"augment_strength": args.augment_strength}
     source = batches(train, vocab, args.batch_size, args.max_tokens, seed=args.seed,
                      augment=not args.no_augment, height=args.height, max_width=args.max_width,
                      token_dropout=args.token_dropout, **extra)
