@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -40,6 +40,8 @@ class InkFormula:
     id: str
     strokes: list[np.ndarray]
     tokens: list[str]
+    # the segmented symbols, as (label, stroke indices); CROHME's files have them, canvases do not
+    symbols: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
 
 
 def load_inkml_formulas(paths: Sequence[Path]) -> tuple[list[InkFormula], dict[str, str]]:
@@ -51,8 +53,13 @@ def load_inkml_formulas(paths: Sequence[Path]) -> tuple[list[InkFormula], dict[s
         except (InkMLError, OSError) as err:
             skipped[str(path)] = str(err)
             continue
-        formulas.append(InkFormula(Path(path).stem, ink.strokes, normalize_tokens(tokenize_latex(ink.truth))))
+        formulas.append(InkFormula(Path(path).stem, ink.strokes, normalize_tokens(tokenize_latex(ink.truth)),
+                                   _symbol_pairs(ink)))
     return formulas, skipped
+
+
+def _symbol_pairs(ink) -> list[tuple[str, tuple[int, ...]]]:
+    return [(sym.label, tuple(sym.stroke_indices)) for sym in ink.symbols]
 
 
 def load_crohme_formulas(split: str, root=None) -> list[InkFormula]:
@@ -60,7 +67,7 @@ def load_crohme_formulas(split: str, root=None) -> list[InkFormula]:
     truths are cached after the first read; the truths are normalised on every load, so a change
     to the canonical form needs no cache flush."""
     paths = data_mod.crohme_files(split, root)
-    digest = hashlib.sha256(f"formulas-v2|{split}".encode())
+    digest = hashlib.sha256(f"formulas-v3|{split}".encode())
     for p in paths:
         st = p.stat()
         digest.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
@@ -74,11 +81,12 @@ def load_crohme_formulas(split: str, root=None) -> list[InkFormula]:
                 ink = read_inkml(path)
             except (InkMLError, OSError):
                 continue
-            raw.append((Path(path).stem, ink.strokes, ink.truth))
+            raw.append((Path(path).stem, ink.strokes, ink.truth, _symbol_pairs(ink)))
         tmp = cached.with_suffix(".tmp")
         tmp.write_bytes(gzip.compress(pickle.dumps(raw)))
         tmp.replace(cached)
-    return [InkFormula(i, strokes, normalize_tokens(tokenize_latex(truth))) for i, strokes, truth in raw]
+    return [InkFormula(i, strokes, normalize_tokens(tokenize_latex(truth)), symbols)
+            for i, strokes, truth, symbols in raw]
 
 
 def render_formula(strokes, height: int = HEIGHT, max_width: int = MAX_WIDTH,
@@ -90,6 +98,86 @@ def render_formula(strokes, height: int = HEIGHT, max_width: int = MAX_WIDTH,
 def formula_bitmap(image: Image.Image, height: int = HEIGHT, max_width: int = MAX_WIDTH) -> Image.Image:
     """The bitmap a formula model reads, from a paper-like image (a photo, a scan, a screenshot)."""
     return fit_bitmap(image, height=height, max_width=max_width)
+
+
+# Symbols whose shape stretches with what they enclose or span: a restyled one fills the
+# original's box on both axes. Others keep their own proportions within a small tolerance.
+STRETCHY = frozenset({"\\sqrt", "-", "(", ")", "[", "]", "\\{", "\\}", "|", "/", "\\rightarrow", "\\int",
+                      "\\sum", "\\lim", "\\ldots", "\\cdots"})
+_ASPECT_SLACK = 1.3  # a non-stretchy symbol may get this much wider or narrower than its own shape
+_THIN = 0.15  # a side shorter than this fraction of the other (the height of '-') is not fitted
+
+
+def _box(strokes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    points = np.concatenate([s[:, :2] for s in strokes])
+    return points.min(axis=0), points.max(axis=0)
+
+
+class SymbolBank:
+    """Every segmented symbol of a set of formulas, by label, so that a formula can be rewritten
+    in other writers' hands: ``restyle`` replaces some of its symbols by another writer's strokes
+    for the same label, fitted into the original symbol's box. The formula (its tokens and its
+    layout) stays the same; the shapes are new combinations, which a training set of 8,800
+    formulas from a few hundred writers lacks. Formulas without segmentation pass unchanged."""
+
+    def __init__(self, formulas: Sequence[InkFormula]):
+        self.instances: dict[str, list[tuple[int, list[np.ndarray]]]] = {}
+        for index, formula in enumerate(formulas):
+            for label, refs in formula.symbols:
+                strokes = [formula.strokes[i] for i in refs if 0 <= i < len(formula.strokes)]
+                if strokes:
+                    self.instances.setdefault(label, []).append((index, strokes))
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.instances.values())
+
+    def restyle(self, formula: InkFormula, rng: np.random.Generator, rate: float,
+                source: int | None = None) -> list[np.ndarray]:
+        """``formula``'s strokes with each symbol replaced, with probability ``rate``, by the same
+        label's strokes from another formula of the bank (not ``source``, the formula's own
+        index in it, when given)."""
+        if rate <= 0 or not formula.symbols:
+            return formula.strokes
+        out: list[np.ndarray | None] = list(formula.strokes)
+        extra: list[np.ndarray] = []
+        for label, refs in formula.symbols:
+            refs = [i for i in refs if 0 <= i < len(formula.strokes)]
+            if not refs or rng.uniform() >= rate:
+                continue
+            others = [inst for inst in self.instances.get(label, ()) if inst[0] != source]
+            if not others:
+                continue
+            _, donor = others[int(rng.integers(len(others)))]
+            extra.extend(fit_into([formula.strokes[i] for i in refs], donor, label in STRETCHY))
+            for i in refs:
+                out[i] = None
+        return [s for s in out if s is not None] + extra
+
+
+def fit_into(target: Sequence[np.ndarray], donor: Sequence[np.ndarray], stretch: bool) -> list[np.ndarray]:
+    """``donor``'s strokes scaled and moved onto the bounding box of ``target``'s. Each axis is
+    fitted on its own where both shapes have extent on it; a thin axis (the height of a minus)
+    follows the other's scale. Unless ``stretch``, the donor keeps its proportions within
+    ``_ASPECT_SLACK``, and the box's centre is kept."""
+    lo0, hi0 = _box(target)
+    lo1, hi1 = _box(donor)
+    size0, size1 = hi0 - lo0, hi1 - lo1
+    big0, big1 = max(size0.max(), 1e-6), max(size1.max(), 1e-6)
+    uniform = big0 / big1
+    scale = np.full(2, uniform)
+    for axis in range(2):
+        if size0[axis] > _THIN * big0 and size1[axis] > _THIN * big1:
+            scale[axis] = size0[axis] / size1[axis]
+    if not stretch:
+        mean = float(np.sqrt(scale[0] * scale[1]))
+        scale = np.clip(scale, mean / _ASPECT_SLACK, mean * _ASPECT_SLACK)
+    centre0, centre1 = (lo0 + hi0) / 2, (lo1 + hi1) / 2
+    fitted = []
+    for stroke in donor:
+        s = np.array(stroke, dtype=np.float32, copy=True)
+        s[:, :2] = (s[:, :2] - centre1) * scale + centre0
+        fitted.append(s)
+    return fitted
 
 
 def augmented_render(strokes, rng: np.random.Generator, height: int = HEIGHT, max_width: int = MAX_WIDTH,
@@ -218,11 +306,17 @@ class TrainingBatches(BatchSource):
 
     def __init__(self, formulas: Sequence[InkFormula], vocab: Vocabulary, batch_size: int = 32,
                  max_tokens: int = 120, seed: int = 0, augment: bool = True, height: int = HEIGHT,
-                 max_width: int = MAX_WIDTH, token_dropout: float = 0.0, augment_strength: float = 1.0):
+                 max_width: int = MAX_WIDTH, token_dropout: float = 0.0, augment_strength: float = 1.0,
+                 swap_symbols: float = 0.0):
         kept = [f for f in formulas if 0 < len(f.tokens) <= max_tokens]
         self.formulas = kept
         self.augment = augment
         self.augment_strength = augment_strength
+        if not 0 <= swap_symbols <= 1:
+            raise ValueError(f"the symbol swap rate must be in [0, 1], not {swap_symbols}")
+        # with augmentation, each symbol is written by another hand with this probability
+        self.swap_symbols = swap_symbols
+        self.bank = SymbolBank(kept) if augment and swap_symbols > 0 else None
         self.max_width = max_width
         widths = [render_formula(f.strokes, height, max_width).width for f in kept]
         super().__init__([vocab.encode(f.tokens) for f in kept], widths, vocab, batch_size, seed, height,
@@ -231,8 +325,11 @@ class TrainingBatches(BatchSource):
 
     def image(self, i: int) -> np.ndarray:
         if self.augment:
-            return augmented_render(self.formulas[i].strokes, self.rng, self.height, self.max_width,
-                                    self.augment_strength)
+            formula = self.formulas[i]
+            strokes = formula.strokes
+            if self.bank is not None:
+                strokes = self.bank.restyle(formula, self.rng, self.swap_symbols, source=i)
+            return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength)
         return self._plain[i]
 
 

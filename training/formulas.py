@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-augment", action="store_true", help="train on the plain renderings")
     parser.add_argument("--augment-strength", type=float, default=1.0,
                         help="handwritten: scale of the random rotation, slant, stretch and per-stroke shift")
+    parser.add_argument("--swap-symbols", type=float, default=0.0, metavar="RATE",
+                        help="handwritten: with augmentation, write each symbol in another writer's strokes (from "
+                             "the training set's segmentation) with this probability")
+    parser.add_argument("--lr-monitor", default="val_loss", choices=("val_loss", "val_exprate"),
+                        help="what the learning rate halves on when it stops improving for 4 epochs")
     parser.add_argument("--token-dropout", type=float, default=0.0,
                         help="fraction of the decoder's previous tokens hidden as <unk> in training (against "
                              "memorising the training formulas)")
@@ -204,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
-        "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
+        "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset, "also_rendered": args.also_rendered,
         "kind": "typeset" if typeset else "handwritten",
     }
@@ -228,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         train = [train[i] for i in sorted(pick)]
     val = load_split("validation", args.val_dir, args.data, args)[: args.val_limit or None]
     batches = TypesetBatches if typeset else TrainingBatches
-    extra = {"also": args.also_rendered or ()} if typeset else {"augment_strength": args.augment_strength}
+    extra = ({"also": args.also_rendered or ()} if typeset
+             else {"augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols})
     source = batches(train, vocab, args.batch_size, args.max_tokens, seed=args.seed,
                      augment=not args.no_augment, height=args.height, max_width=args.max_width,
                      token_dropout=args.token_dropout, **extra)
@@ -274,8 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     callbacks.insert(0, exprate_callback(recognizer, val_arrays, [f.tokens for f in val]))
     if args.ema:  # first: the averaged weights are in the model for validation, the callbacks and the checkpoints
         callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=4, min_lr=1e-5,
-                                                       verbose=1))
+    # validation loss suits typeset formulas; on CROHME it rises with overconfidence while ExpRate still improves
+    callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=args.lr_monitor, mode="max" if args.lr_monitor ==
+                                                       "val_exprate" else "min", factor=0.5, patience=4,
+                                                       min_lr=1e-5, verbose=1))
     train_ds, val_ds = source.dataset(), val_source.dataset(repeat=False)
     if len(model.outputs) == 2:  # a guided model: the first pass learns the same targets
         train_ds, val_ds = (ds.map(lambda x, y: (x, (y, y))) for ds in (train_ds, val_ds))
