@@ -45,9 +45,12 @@ def max_steps_for(width: int) -> int:
 class FormulaDecoder:
     """Greedy and beam search over a trained formula model (from ``build_formula_model``)."""
 
-    def __init__(self, model, start_id: int, end_id: int, pad_id: int = 0):
+    def __init__(self, model, start_id: int, end_id: int, pad_id: int = 0,
+                 braces: tuple[int, int] | None = None):
         self.model = model
         self.start_id, self.end_id, self.pad_id = start_id, end_id, pad_id
+        # the ids of "{" and "}": with them a search can keep its groups balanced (see _balanced)
+        self.braces = braces
         get = model.get_layer
         self.encoder, self.grid, self.keys_layer = get("encoder"), get("grid"), get("attention_keys")
         self.init_query, self.init_output = get("init_query"), get("init_output")
@@ -58,9 +61,10 @@ class FormulaDecoder:
         height = int(model.inputs[0].shape[1])
         self.height = height
         image_spec = tf.TensorSpec((None, height, None, 1), tf.float32)
-        scalar = tf.TensorSpec((), tf.int32)
-        self.greedy_fn = tf.function(self._greedy, input_signature=[image_spec, scalar], reduce_retracing=True)
-        self.beam_fn = tf.function(self._beam, input_signature=[image_spec, scalar, scalar], reduce_retracing=True)
+        scalar, flag = tf.TensorSpec((), tf.int32), tf.TensorSpec((), tf.bool)
+        self.greedy_fn = tf.function(self._greedy, input_signature=[image_spec, scalar, flag], reduce_retracing=True)
+        self.beam_fn = tf.function(self._beam, input_signature=[image_spec, scalar, scalar, flag],
+                                   reduce_retracing=True)
         self.encode_fn = tf.function(self._encode, input_signature=[image_spec])
 
     # -- the pieces -------------------------------------------------------------------------
@@ -81,7 +85,22 @@ class FormulaDecoder:
         logits = self.logits_layer(self.deep(tf.concat([output, context, embedded], -1)))
         return tf.nn.log_softmax(logits), h1, h2, coverage + alpha1, alpha
 
-    def _greedy(self, images, max_steps):
+    def _balanced(self, logp, depth, balance):
+        """``logp`` with the moves that would unbalance the braces ruled out: no "}" without an open
+        group, no end while a group is open. ``depth`` counts the open groups of each row."""
+        if self.braces is None:
+            return logp
+        v = tf.shape(logp)[-1]
+        close = tf.equal(tf.range(v), self.braces[1])[None, :] & (depth <= 0)[:, None]
+        end = tf.equal(tf.range(v), self.end_id)[None, :] & (depth > 0)[:, None]
+        return tf.where(balance & (close | end), tf.constant(-1e9, logp.dtype), logp)
+
+    def _depth_change(self, token):
+        if self.braces is None:
+            return tf.zeros_like(token)
+        return tf.cast(tf.equal(token, self.braces[0]), tf.int32) - tf.cast(tf.equal(token, self.braces[1]), tf.int32)
+
+    def _greedy(self, images, max_steps, balance):
         features, memory, keys, h1, h2 = self._encode(images)
         b = tf.shape(images)[0]
         hf, wf = tf.shape(features)[1], tf.shape(features)[2]
@@ -89,22 +108,25 @@ class FormulaDecoder:
         coverage = tf.zeros([b, hf * wf])
         done = tf.zeros([b], tf.bool)
         score = tf.zeros([b])
+        depth = tf.zeros([b], tf.int32)
         tokens_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
         alphas_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
         for t in tf.range(max_steps):
             logp, h1, h2, coverage, alpha = self._step(token, h1, h2, coverage, keys, memory, hf, wf)
+            logp = self._balanced(logp, depth, balance)
             best = tf.argmax(logp, axis=-1, output_type=tf.int32)
             best = tf.where(done, self.pad_id, best)
             score += tf.where(done, 0.0, tf.reduce_max(logp, axis=-1))
             tokens_ta = tokens_ta.write(t, best)
             alphas_ta = alphas_ta.write(t, alpha)
             done = done | tf.equal(best, self.end_id)
+            depth += self._depth_change(best)
             token = best
             if tf.reduce_all(done):
                 break
         return tf.transpose(tokens_ta.stack()), tf.transpose(alphas_ta.stack(), [1, 0, 2]), score, hf, wf
 
-    def _beam(self, image, width, max_steps):
+    def _beam(self, image, width, max_steps, balance):
         features, memory, keys, h1, h2 = self._encode(image[:1])
         hf, wf = tf.shape(features)[1], tf.shape(features)[2]
         memory, keys = tf.repeat(memory, width, 0), tf.repeat(keys, width, 0)
@@ -115,19 +137,21 @@ class FormulaDecoder:
         token = tf.fill([width], self.start_id)
         coverage = tf.zeros([width, hf * wf])
         done = tf.zeros([width], tf.bool)
+        depth = tf.zeros([width], tf.int32)
         ended_row = tf.where(tf.equal(tf.range(v), self.end_id), 0.0, -1e9)  # an ended beam stays as it is
         tokens_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
         parents_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
         alphas_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
         for t in tf.range(max_steps):
             logp, nh1, nh2, ncov, alpha = self._step(token, h1, h2, coverage, keys, memory, hf, wf)
-            logp = tf.where(done[:, None], ended_row[None, :], logp)
+            logp = tf.where(done[:, None], ended_row[None, :], self._balanced(logp, depth, balance))
             candidates = tf.reshape(scores[:, None] + logp, [-1])
             scores, index = tf.math.top_k(candidates, k=width)
             parent, token = index // v, index % v
             h1, h2 = tf.gather(nh1, parent), tf.gather(nh2, parent)
             coverage = tf.gather(ncov, parent)
             done = tf.gather(done, parent) | tf.equal(token, self.end_id)
+            depth = tf.gather(depth, parent) + self._depth_change(token)
             tokens_ta = tokens_ta.write(t, token)
             parents_ta = parents_ta.write(t, parent)
             alphas_ta = alphas_ta.write(t, tf.gather(alpha, parent))
@@ -136,12 +160,13 @@ class FormulaDecoder:
         return tokens_ta.stack(), parents_ta.stack(), alphas_ta.stack(), scores, done, hf, wf
 
     # -- the searches, numpy in and out ---------------------------------------------------------
-    def greedy(self, images: np.ndarray, max_steps: int | None = None) -> list[dict]:
+    def greedy(self, images: np.ndarray, max_steps: int | None = None, balance: bool = True) -> list[dict]:
         """Greedy decoding of a batch ``(b, h, w, 1)``: for each image, ``ids`` (without the end
         token), ``logprob``, ``alphas (len(ids)+1, hf, wf)``, and ``ended`` (False when the length
-        limit stopped it)."""
+        limit stopped it). With ``balance`` (and ``braces``) every "}" closes a "{" and every
+        group is closed before the end."""
         steps = max_steps or max_steps_for(images.shape[2])
-        tokens, alphas, scores, hf, wf = self.greedy_fn(images.astype(np.float32), np.int32(steps))
+        tokens, alphas, scores, hf, wf = self.greedy_fn(images.astype(np.float32), np.int32(steps), bool(balance))
         tokens, alphas, scores = tokens.numpy(), alphas.numpy(), scores.numpy()
         hf, wf = int(hf), int(wf)
         out = []
@@ -154,12 +179,12 @@ class FormulaDecoder:
         return out
 
     def beam(self, image: np.ndarray, width: int = 5, max_steps: int | None = None,
-             length_penalty: float = 0.0) -> list[dict]:
+             length_penalty: float = 0.0, balance: bool = True) -> list[dict]:
         """Beam search of one image ``(1, h, w, 1)``: the ``width`` best hypotheses, best first, each
         as in ``greedy``. With ``length_penalty`` > 0 they are ranked by ``logprob / len**penalty``."""
         steps = max_steps or max_steps_for(image.shape[2])
         tokens, parents, alphas, scores, done, hf, wf = self.beam_fn(
-            image[:1].astype(np.float32), np.int32(width), np.int32(steps))
+            image[:1].astype(np.float32), np.int32(width), np.int32(steps), bool(balance))
         tokens, parents, alphas = tokens.numpy(), parents.numpy(), alphas.numpy()
         scores, done, hf, wf = scores.numpy(), done.numpy(), int(hf), int(wf)
         hypotheses = []
@@ -224,8 +249,10 @@ class FormulaRecognizer:
         self.model = model
         self.vocab = vocab
         self.height, self.max_width = height, max_width
-        self.decoder = FormulaDecoder(model, vocab.start_id, vocab.end_id, vocab.pad_id)
+        braces = (vocab.index["{"], vocab.index["}"]) if "{" in vocab and "}" in vocab else None
+        self.decoder = FormulaDecoder(model, vocab.start_id, vocab.end_id, vocab.pad_id, braces)
         self.length_limit = True
+        self.balance_braces = True  # searches keep "{" and "}" paired (off: to measure what that gains)
         self.kind = "handwritten"  # or "typeset": set by load from config.json
 
     @classmethod
@@ -277,9 +304,10 @@ class FormulaRecognizer:
         start = time.perf_counter()
         batch = pad_batch([array])
         if beam_width <= 1:
-            hyps = self.decoder.greedy(batch, self.step_limit(array.shape[1]))
+            hyps = self.decoder.greedy(batch, self.step_limit(array.shape[1]), self.balance_braces)
         else:
-            hyps = self.decoder.beam(batch, beam_width, self.step_limit(array.shape[1]))
+            hyps = self.decoder.beam(batch, beam_width, self.step_limit(array.shape[1]),
+                                     balance=self.balance_braces)
         ms = (time.perf_counter() - start) * 1000
         candidates = []
         for h in hyps:
@@ -297,7 +325,8 @@ class FormulaRecognizer:
 
     def recognize_batch(self, arrays: Sequence[np.ndarray]) -> list[dict]:
         """Greedy hypotheses (see ``FormulaDecoder.greedy``) for inputs decoded together."""
-        return self.decoder.greedy(pad_batch(list(arrays)), self.step_limit(max(a.shape[1] for a in arrays)))
+        return self.decoder.greedy(pad_batch(list(arrays)), self.step_limit(max(a.shape[1] for a in arrays)),
+                                   self.balance_braces)
 
     def recognize_many(self, arrays: Sequence[np.ndarray], batch_size: int = 32, progress=None) -> list[dict]:
         """Greedy hypotheses for many inputs, batched by width (the order of ``arrays`` is kept);

@@ -53,7 +53,7 @@ def evaluate_arrays(recognizer, ids: Sequence[str], arrays: Sequence[np.ndarray]
     n = len(arrays)
     scores.update(
         ms_per_formula=round(seconds * 1000 / max(n, 1), 2), beam_width=beam_width, batch_size=batch_size,
-        length_limit=recognizer.length_limit,
+        length_limit=recognizer.length_limit, balanced_braces=recognizer.balance_braces,
         unended=sum(not e for e in ended),
         repetition_loops=sum(repetition_loop(p) for p in predictions),
         truth_repetition_loops=sum(repetition_loop(t) for t in truths),
@@ -95,6 +95,7 @@ def cmd_evaluate_formulas(args) -> int:
 
     recognizer = _recognizer(args.model)
     recognizer.length_limit = not args.no_length_limit
+    recognizer.balance_braces = not args.no_brace_balance
     progress = None if args.json else _progress("recognizing")
     if args.images:
         if not args.labels:
@@ -197,6 +198,8 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     ev.add_argument("--limit", type=int, help="only the first N formulas")
     ev.add_argument("--no-length-limit", action="store_true",
                     help="let every search run to 200 tokens instead of the width-based limit (to count loops)")
+    ev.add_argument("--no-brace-balance", action="store_true",
+                    help="let searches emit unpaired { and } (to measure what keeping them paired gains)")
     ev.add_argument("--worst", type=int, default=10, help="how many of the worst examples to show")
     ev.add_argument("--out", help="write every example and the scores to this JSON file")
     ev.add_argument("--json", action="store_true", help="print one JSON object")

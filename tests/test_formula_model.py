@@ -154,3 +154,59 @@ def test_saved_model_loads_and_answers_the_same(tmp_path):
     assert first.tokens == second.tokens and first.logprob == pytest.approx(second.logprob, abs=1e-5)
     assert len(first.candidates) == 3
     assert 0.0 <= first.confidence <= 1.0
+
+
+def never_closes_unopened(tokens) -> bool:
+    depth = 0
+    for token in tokens:
+        depth += (token == "{") - (token == "}")
+        if depth < 0:
+            return False
+    return True
+
+
+def test_searches_keep_braces_paired():
+    """A model whose output layer ranks "}" first, "{" second and the end token third, whatever it
+    sees: free, it closes groups it never opened; kept balanced, it pairs them."""
+    import keras
+
+    from mathocr.formula_data import pad_batch
+    from mathocr.formula_decode import FormulaRecognizer
+    from mathocr.formula_model import build_formula_model
+    from mathocr.latex import Vocabulary
+
+    keras.utils.set_random_seed(3)
+    vocab = Vocabulary.from_sequences(f.tokens for f in synthetic_formulas())
+    model = build_formula_model(len(vocab), config=tiny_config())
+    logits = model.get_layer("logits")
+    kernel, bias = logits.get_weights()
+    bias[:] = -20.0
+    for token, value in (("}", 2.0), ("{", 1.0), (vocab.END, 0.0)):
+        bias[vocab.index[token]] = value
+    logits.set_weights([kernel * 0.0, bias])
+    decoder = FormulaRecognizer(model, vocab).decoder
+    image = pad_batch([np.random.default_rng(0).uniform(size=(48, 96)).astype(np.float32)])
+
+    def tokens(hyp):
+        return vocab.decode(hyp["ids"])
+
+    assert tokens(decoder.greedy(image, 8, balance=False)[0]) == ["}"] * 8
+    assert tokens(decoder.greedy(image, 8, balance=True)[0]) == ["{", "}"] * 4
+    free = [tokens(h) for h in decoder.beam(image, 3, 8, balance=False)]
+    assert not all(never_closes_unopened(t) for t in free), free
+    kept = decoder.beam(image, 3, 8, balance=True)
+    assert all(never_closes_unopened(tokens(h)) for h in kept), [tokens(h) for h in kept]
+    assert all(tokens(h).count("{") == tokens(h).count("}") for h in kept if h["ended"])
+    # and the end token waits for open groups to close: rows at depth 0 and 1, all moves equal
+    logp = tf_log_uniform(2, len(vocab))
+    masked = decoder._balanced(logp, np.array([0, 1], np.int32), True).numpy()
+    close, end = vocab.index["}"], vocab.end_id
+    assert masked[0, close] < -1e8 and masked[0, end] > -1e8
+    assert masked[1, end] < -1e8 and masked[1, close] > -1e8
+    assert (decoder._balanced(logp, np.array([0, 1], np.int32), False).numpy() == logp.numpy()).all()
+
+
+def tf_log_uniform(rows: int, columns: int):
+    import tensorflow as tf
+
+    return tf.fill([rows, columns], -float(np.log(columns)))
