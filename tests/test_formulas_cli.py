@@ -145,3 +145,20 @@ def test_shipped_model_on_crohme_2014(real_data, capsys):
     scores = json.loads(out.out)
     assert scores["n"] == 20 and KEYS <= set(scores)
     assert scores["ms_per_formula"] < 1000
+
+
+def test_cosine_schedule_runs_from_the_learning_rate_to_the_floor(inkml_dir, tmp_path):
+    import csv
+
+    from training.formulas import cosine_learning_rate, main
+
+    rates = [cosine_learning_rate(e, 1e-3, 5) for e in range(5)]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-5)
+    assert rates == sorted(rates, reverse=True) and rates[2] == pytest.approx((1e-3 + 1e-5) / 2)
+    assert main(["--name", "cos", "--runs", str(tmp_path / "runs"), "--train-dir", str(inkml_dir),
+                 "--val-dir", str(inkml_dir), "--no-test", "--filters", "4,8,8,8,8", "--units", "16",
+                 "--attention-dim", "16", "--batch-size", "6", "--verbose", "0", "--epochs", "3",
+                 "--steps-per-epoch", "1", "--learning-rate", "0.01", "--lr-schedule", "cosine"]) == 0
+    with open(tmp_path / "runs" / "formulas" / "cos" / "metrics.csv", newline="") as handle:
+        logged = [float(row["learning_rate"]) for row in csv.DictReader(handle)]
+    assert logged == pytest.approx([0.01, (0.01 + 1e-5) / 2, 1e-5], rel=1e-4)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import sys
 import time
@@ -80,8 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--swap-symbols", type=float, default=0.0, metavar="RATE",
                         help="handwritten: with augmentation, write each symbol in another writer's strokes (from "
                              "the training set's segmentation) with this probability")
+    parser.add_argument("--lr-schedule", default="plateau", choices=("plateau", "cosine"),
+                        help="plateau: halve the learning rate when --lr-monitor stops improving for 4 epochs; "
+                             "cosine: decay it from --learning-rate to 1e-5 along half a cosine over --epochs")
     parser.add_argument("--lr-monitor", default="val_loss", choices=("val_loss", "val_exprate"),
-                        help="what the learning rate halves on when it stops improving for 4 epochs")
+                        help="what the plateau schedule watches")
     parser.add_argument("--token-dropout", type=float, default=0.0,
                         help="fraction of the decoder's previous tokens hidden as <unk> in training (against "
                              "memorising the training formulas)")
@@ -135,6 +139,23 @@ def exprate_callback(recognizer, arrays, truths, every: int = 1):
                   f"bleu4 {scores.bleu4:.4f} unended {logs['val_unended']:.4f} ({time.time() - start:.1f} s)", flush=True)
 
     return ValidationExpRate()
+
+
+def cosine_learning_rate(epoch: int, base: float, epochs: int, floor: float = 1e-5) -> float:
+    """The learning rate of ``epoch`` (0-based) on half a cosine from ``base`` to ``floor``."""
+    progress = min(epoch / max(epochs - 1, 1), 1.0)
+    return floor + 0.5 * (base - floor) * (1 + math.cos(math.pi * progress))
+
+
+def learning_rate_callback(args):
+    import keras
+
+    if args.lr_schedule == "cosine":  # set at each epoch's start, so a resumed run picks up its place
+        return keras.callbacks.LearningRateScheduler(
+            lambda epoch, _: cosine_learning_rate(epoch, args.learning_rate, args.epochs), verbose=0)
+    # validation loss suits typeset formulas; on CROHME it rises with overconfidence while ExpRate still improves
+    return keras.callbacks.ReduceLROnPlateau(monitor=args.lr_monitor, mode="max" if args.lr_monitor == "val_exprate"
+                                             else "min", factor=0.5, patience=4, min_lr=1e-5, verbose=1)
 
 
 def best_so_far(run, monitor: str = "val_exprate") -> float | None:
@@ -209,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
-        "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
+        "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset, "also_rendered": args.also_rendered,
         "kind": "typeset" if typeset else "handwritten",
     }
@@ -277,13 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     for cb in callbacks:
         if isinstance(cb, keras.callbacks.ModelCheckpoint) and best is not None:
             cb.best = best
-    callbacks.insert(0, exprate_callback(recognizer, val_arrays, [f.tokens for f in val]))
+    # ExpRate first, so the schedule, the checkpoint and the CSV log (which then has learning_rate) see it
+    callbacks[:0] = [exprate_callback(recognizer, val_arrays, [f.tokens for f in val]), learning_rate_callback(args)]
     if args.ema:  # first: the averaged weights are in the model for validation, the callbacks and the checkpoints
         callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    # validation loss suits typeset formulas; on CROHME it rises with overconfidence while ExpRate still improves
-    callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=args.lr_monitor, mode="max" if args.lr_monitor ==
-                                                       "val_exprate" else "min", factor=0.5, patience=4,
-                                                       min_lr=1e-5, verbose=1))
     train_ds, val_ds = source.dataset(), val_source.dataset(repeat=False)
     if len(model.outputs) == 2:  # a guided model: the first pass learns the same targets
         train_ds, val_ds = (ds.map(lambda x, y: (x, (y, y))) for ds in (train_ds, val_ds))
