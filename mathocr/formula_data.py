@@ -197,11 +197,11 @@ def augmented_render(strokes, rng: np.random.Generator, height: int = HEIGHT, ma
     return arr
 
 
-def pad_batch(images: Sequence[np.ndarray], step: int = WIDTH_STEP) -> np.ndarray:
-    """Images of one height, left-aligned on blank paper to a common width (a multiple of ``step``),
-    as ``(n, h, w, 1)`` float32."""
+def pad_batch(images: Sequence[np.ndarray], step: int = WIDTH_STEP, margin: int = 0) -> np.ndarray:
+    """Images of one height, left-aligned on blank paper to a common width (a multiple of ``step``,
+    with at least ``margin`` blank columns after the widest), as ``(n, h, w, 1)`` float32."""
     height = images[0].shape[0]
-    width = max(im.shape[1] for im in images)
+    width = max(im.shape[1] for im in images) + margin
     width = int(np.ceil(width / step) * step)
     out = np.zeros((len(images), height, width, 1), np.float32)
     for i, im in enumerate(images):

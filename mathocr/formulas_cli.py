@@ -53,7 +53,7 @@ def evaluate_arrays(recognizer, ids: Sequence[str], arrays: Sequence[np.ndarray]
     n = len(arrays)
     scores.update(
         ms_per_formula=round(seconds * 1000 / max(n, 1), 2), beam_width=beam_width, batch_size=batch_size,
-        length_limit=recognizer.length_limit, balanced_braces=recognizer.balance_braces,
+        length_limit=recognizer.length_limit, balanced_braces=recognizer.balance_braces, margin=recognizer.margin,
         unended=sum(not e for e in ended),
         repetition_loops=sum(repetition_loop(p) for p in predictions),
         truth_repetition_loops=sum(repetition_loop(t) for t in truths),
@@ -96,6 +96,8 @@ def cmd_evaluate_formulas(args) -> int:
     recognizer = _recognizer(args.model)
     recognizer.length_limit = not args.no_length_limit
     recognizer.balance_braces = not args.no_brace_balance
+    if args.margin is not None:
+        recognizer.margin = args.margin
     progress = None if args.json else _progress("recognizing")
     if args.images:
         if not args.labels:
@@ -198,6 +200,8 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     ev.add_argument("--limit", type=int, help="only the first N formulas")
     ev.add_argument("--no-length-limit", action="store_true",
                     help="let every search run to 200 tokens instead of the width-based limit (to count loops)")
+    ev.add_argument("--margin", type=int, help="blank columns added after each input before reading it "
+                                               "(default: the model's config.json)")
     ev.add_argument("--no-brace-balance", action="store_true",
                     help="let searches emit unpaired { and } (to measure what keeping them paired gains)")
     ev.add_argument("--worst", type=int, default=10, help="how many of the worst examples to show")

@@ -156,6 +156,31 @@ def test_saved_model_loads_and_answers_the_same(tmp_path):
     assert 0.0 <= first.confidence <= 1.0
 
 
+def test_the_model_reads_its_input_with_a_blank_margin(tmp_path):
+    import json
+
+    from mathocr.formula_data import WIDTH_STEP, pad_batch
+    from mathocr.formula_decode import MARGIN, FormulaRecognizer
+
+    assert pad_batch([np.ones((48, 40)), np.ones((48, 70))], margin=30).shape == (2, 48, 128, 1)  # 70 + 30 -> 128
+    directory = save_tiny_recognizer(tmp_path / "model")
+    recognizer = FormulaRecognizer.load(directory)
+    assert recognizer.margin == MARGIN == json.loads((directory / "config.json").read_text())["margin"]
+    array = recognizer.input_from_strokes(synthetic_formulas()[0].strokes)
+    result = recognizer.recognize_array(array)
+    width = result.image.shape[1]  # what the model read, which its attention maps cover
+    assert width >= array.shape[1] + MARGIN and width % WIDTH_STEP == 0
+    assert (result.image[:, : array.shape[1]] == array).all() and not result.image[:, array.shape[1]:].any()
+    assert result.attention.shape[2] * 16 == width  # the encoder's stride
+    # a model saved without the key (before margins) gets the default; one saved with 0 keeps 0
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "margin"}))
+    assert FormulaRecognizer.load(directory).margin == MARGIN
+    (directory / "config.json").write_text(json.dumps({**config, "margin": 0}))
+    tight = FormulaRecognizer.load(directory).recognize_array(array)
+    assert tight.image.shape[1] == int(np.ceil(array.shape[1] / WIDTH_STEP) * WIDTH_STEP)
+
+
 def never_closes_unopened(tokens) -> bool:
     depth = 0
     for token in tokens:

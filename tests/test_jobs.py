@@ -131,6 +131,14 @@ def test_every_kind_turns_its_presets_into_command_arguments():
         for values in (defaults, *({**defaults, **preset} for preset in kind.presets.values())):
             args = parser.parse_args(kind.command_args(values) + ["--name", "x", "--runs", "/tmp/x"])
     assert args.dataset == "im2latex" and args.max_width == 1024 and args.val_limit == 300
+    # the handwritten standard preset is the shipped model's recipe
+    parser = __import__(formulas.module, fromlist=["build_parser"]).build_parser()
+    standard = {**{p.name: p.default for p in formulas.params}, **formulas.presets["standard"]}
+    args = parser.parse_args(formulas.command_args(standard) + ["--name", "x"])
+    assert (args.dropout, args.token_dropout, args.augment_strength, args.guide_weight, args.swap_symbols) == (
+        0.3, 0.2, 2.0, 0.5, 0.5)
+    with pytest.raises(ValueError, match="swap_symbols must be at most 1"):
+        formulas.command_args({"swap_symbols": "1.5"})
 
 
 def test_a_run_is_of_the_kind_it_was_started_as_or_its_config_names(tmp_path):
