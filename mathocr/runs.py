@@ -6,7 +6,7 @@ A run directory holds everything about one training run, so that a run outlives 
     runs/<kind>/<name>/
         config.json        the full configuration, written before training starts
         status.json        state (queued, running, finished, failed, stopped), epoch/step progress, pid
-        metrics.csv        one row per epoch (Keras' CSVLogger; appended across resumes)
+        metrics.csv        one row per epoch (appended across resumes, in the columns of its first row)
         log.txt            the training process's output
         backup/            BackupAndRestore's state: a killed run resumes from its last epoch
         best.keras         the best model so far on the validation metric
@@ -141,13 +141,38 @@ def training_callbacks(run: Run, monitor: str = "val_loss", mode: str = "min", p
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run.backup_dir)),
         keras.callbacks.ModelCheckpoint(str(run.best_model), monitor=monitor, mode=mode, save_best_only=True),
-        keras.callbacks.CSVLogger(str(run.metrics_file), append=True),
+        keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: append_metrics(run.metrics_file, epoch, logs)),
         StatusCallback(run, steps_per_epoch=steps_per_epoch, epochs=epochs),
     ]
     if patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
                                                        restore_best_weights=True))
     return callbacks
+
+
+def append_metrics(path: Path, epoch: int, logs: dict | None) -> None:
+    """One epoch's metrics as a row of the CSV file at ``path``. The file's first row names its
+    columns for good: a resumed run whose callbacks log one more metric (or one fewer) leaves
+    that cell out (or empty), instead of shifting every later column as Keras' CSVLogger does
+    when it appends to a file with another header."""
+    import csv
+
+    row = {"epoch": epoch}
+    for key, value in (logs or {}).items():
+        try:
+            row[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    path = Path(path)
+    fields = None
+    if path.exists() and path.stat().st_size:
+        with path.open(newline="") as handle:
+            fields = next(csv.reader(handle), None)
+    with path.open("a", newline="") as handle:
+        if not fields:
+            fields = ["epoch", *sorted(k for k in row if k != "epoch")]
+            csv.writer(handle).writerow(fields)
+        csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore").writerow(row)
 
 
 def _status_callback_class():

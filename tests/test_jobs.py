@@ -154,3 +154,21 @@ def test_a_run_is_of_the_kind_it_was_started_as_or_its_config_names(tmp_path):
     write_json_atomic(handwritten.config_file, {"kind": "handwritten"})
     assert [jobs.model_kind_of(r) for r in (started, typed, handwritten)] == ["typeset", "typeset", "formulas"]
     assert jobs.model_kind_of(Run(root / "symbols" / "any")) == "symbols"
+
+
+def test_metrics_keep_the_columns_of_their_first_row(tmp_path):
+    """A run resumed by newer code that logs one more metric (learning_rate) and one fewer: the
+    old columns keep their values (Keras' CSVLogger shifted them)."""
+    import csv
+
+    from mathocr.runs import append_metrics
+
+    path = tmp_path / "metrics.csv"
+    append_metrics(path, 0, {"loss": 1.5, "val_exprate": 0.1, "val_loss": 2.0})
+    append_metrics(path, 1, {"loss": 1.25, "learning_rate": 1e-3, "val_exprate": 0.2, "note": "text"})
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["epoch", "loss", "val_exprate", "val_loss"]
+    assert [(r["epoch"], r["loss"], r["val_exprate"], r["val_loss"]) for r in rows] == [
+        ("0", "1.5", "0.1", "2.0"), ("1", "1.25", "0.2", "")]
+    assert path.read_text().count("\n") == 3
