@@ -89,7 +89,8 @@ def cmd_data_render(args) -> int:
               "mathtext instead, which cannot draw every formula; the images are marked as mathtext's", file=sys.stderr)
     result = typeset_data.render_im2latex(args.data, engine=engine, dpi=args.dpi, workers=args.workers,
                                           progress=_progress_bar(f"rendering im2latex ({engine})"),
-                                          directory=args.out, limit=args.limit, retry_failed=args.retry_failed)
+                                          directory=args.out, limit=args.limit, retry_failed=args.retry_failed,
+                                          split=args.split)
     reasons: dict[str, int] = {}
     for why in result.failed.values():
         reasons[why] = reasons.get(why, 0) + 1
@@ -132,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--workers", type=int, help="processes (default: one per core)")
     render.add_argument("--out", help="folder for the images (default: the cache, im2latex-<engine>-<dpi>dpi)")
     render.add_argument("--limit", type=int, help="only the first N formulas (a quick look)")
+    render.add_argument("--split", choices=("train", "validation", "test"),
+                        help="only one split's formulas (--split test: enough to evaluate a typeset model)")
     render.add_argument("--retry-failed", action="store_true", help="try the formulas that failed before again")
     render.add_argument("--json", action="store_true", help="print one JSON object")
     render.set_defaults(func=cmd_data_render)

@@ -50,9 +50,11 @@ def rendered_dir(engine: str | None = None, dpi: int = DPI) -> Path:
 
 def render_im2latex(root=None, engine: str | None = None, dpi: int = DPI, workers: int | None = None,
                     progress: Callable[[int, int], None] | None = None, directory: str | os.PathLike | None = None,
-                    limit: int | None = None, retry_failed: bool = False) -> RenderedSet:
-    """Render every im2latex formula (or the first ``limit``) into the cache, resumably."""
-    formulas = data_mod.load_im2latex(root)
+                    limit: int | None = None, retry_failed: bool = False,
+                    split: str | None = None) -> RenderedSet:
+    """Render every im2latex formula (or those of one ``split``, or the first ``limit``) into the
+    cache, resumably."""
+    formulas = data_mod.load_im2latex(root, split)
     if limit is not None:
         formulas = formulas[:limit]
     target = Path(directory) if directory else rendered_dir(engine, dpi)

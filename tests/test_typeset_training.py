@@ -57,6 +57,22 @@ def test_render_command_draws_the_set_and_counts_the_failure(rendered, capsys):
     assert code == 0 and json.loads(out.out)["rendered"] == len(IM2LATEX_ROWS)
 
 
+def test_render_command_can_draw_one_split_only(im2latex_data, tmp_path, capsys):
+    from mathocr.data import load_im2latex
+    from mathocr.typeset_data import load_typeset_formulas
+
+    code, out = run_cli(["data", "render", "--json", "--workers", "1", "--split", "test"], capsys)
+    report = json.loads(out.out)
+    test_ids = {f.id for f in load_im2latex(split="test")} - {BROKEN[1]}  # the broken one fails, counted
+    assert code == 0 and report["rendered"] == len(test_ids) < len(IM2LATEX_ROWS)
+    assert report["rendered"] + report["failed"] == len(load_im2latex(split="test"))
+    assert {f.id for f in load_typeset_formulas("test")} == test_ids
+    drawn = {p.name for p in Path(report["directory"]).glob("*.png")}
+    assert drawn == {f"{Path(i).stem}.png" for i in test_ids}
+    with pytest.raises(Exception, match="no rendered im2latex train"):
+        load_typeset_formulas("train")
+
+
 def test_typeset_batches_have_the_model_height_and_bucketed_widths(rendered):
     from mathocr.latex import Vocabulary
     from mathocr.typeset_data import TypesetBatches, load_typeset_formulas
