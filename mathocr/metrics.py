@@ -110,6 +110,25 @@ def score_pairs(predictions: Sequence[str], truths: Sequence[str]) -> FormulaSco
     return score_tokens([canon(p) for p in predictions], [canon(t) for t in truths])
 
 
+LENGTH_BINS = ((1, 5), (6, 10), (11, 20), (21, 40), (41, None))
+
+
+def exprate_by_length(predictions: Sequence[Tokens], truths: Sequence[Tokens],
+                      bins: Sequence[tuple[int, int | None]] = LENGTH_BINS) -> dict[str, dict]:
+    """ExpRate of the formulas whose truth has a length (tokens) in each bin, ``{"1-5": {"n": ..,
+    "exprate": ..}, .., "41+": ..}``: where a model fails, since one wrong token in 30 is enough to
+    miss the exact match. Empty bins are left out."""
+    if len(predictions) != len(truths):
+        raise ValueError(f"{len(predictions)} predictions for {len(truths)} truths")
+    out = {}
+    for low, high in bins:
+        pairs = [(p, t) for p, t in zip(predictions, truths) if low <= len(t) and (high is None or len(t) <= high)]
+        if pairs:
+            name = f"{low}-{high}" if high is not None else f"{low}+"
+            out[name] = {"n": len(pairs), "exprate": round(sum(list(p) == list(t) for p, t in pairs) / len(pairs), 4)}
+    return out
+
+
 def repetition_loop(tokens: Tokens, min_repeats: int = 3, max_period: int = 6) -> bool:
     """Whether a sequence ends in a loop: its last ``period`` tokens repeated at least
     ``min_repeats`` times in a row (``x + x + x + x +``, ``) ) ) )``), for some period up to

@@ -48,3 +48,14 @@ def test_repetition_loops_are_recognized():
     assert repetition_loop(") ) ) )".split())
     assert not repetition_loop(TRUTH)
     assert not repetition_loop("1 1".split())
+
+
+def test_exprate_by_length_bins_the_truths_by_their_token_count():
+    from mathocr.metrics import exprate_by_length
+
+    short, long = ["x"], ["a"] * 12
+    rates = exprate_by_length([["x"], ["y"], ["a"] * 12], [short, short, long])
+    assert rates == {"1-5": {"n": 2, "exprate": 0.5}, "11-20": {"n": 1, "exprate": 1.0}}
+    assert exprate_by_length([["a"] * 50], [["a"] * 45]) == {"41+": {"n": 1, "exprate": 0.0}}
+    with pytest.raises(ValueError):
+        exprate_by_length([["x"]], [])
