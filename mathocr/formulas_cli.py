@@ -33,7 +33,7 @@ def evaluate_arrays(recognizer, ids: Sequence[str], arrays: Sequence[np.ndarray]
                     beam_width: int = 1, batch_size: int = 1, progress=None) -> dict:
     """Recognize every input and score it. With ``batch_size`` 1 (the default) every formula is
     decoded alone, so ``ms_per_formula`` is the latency a user of the app sees."""
-    from mathocr.metrics import repetition_loop, score_tokens, token_edit_distance
+    from mathocr.metrics import exprate_by_length, repetition_loop, score_tokens, token_edit_distance
 
     predictions, ended = [], []
     start = time.perf_counter()
@@ -53,10 +53,11 @@ def evaluate_arrays(recognizer, ids: Sequence[str], arrays: Sequence[np.ndarray]
     n = len(arrays)
     scores.update(
         ms_per_formula=round(seconds * 1000 / max(n, 1), 2), beam_width=beam_width, batch_size=batch_size,
-        length_limit=recognizer.length_limit, balanced_braces=recognizer.balance_braces, margin=recognizer.margin,
+        length_limit=recognizer.length_limit, balanced_braces=recognizer.balance_braces, margins=list(recognizer.margins),
         unended=sum(not e for e in ended),
         repetition_loops=sum(repetition_loop(p) for p in predictions),
         truth_repetition_loops=sum(repetition_loop(t) for t in truths),
+        exprate_by_length=exprate_by_length(predictions, truths),
     )
     examples = [{"id": i, "truth": " ".join(t), "prediction": " ".join(p), "errors": token_edit_distance(p, t),
                  "ended": e} for i, t, p, e in zip(ids, truths, predictions, ended)]
@@ -83,6 +84,18 @@ def read_label_file(path: Path) -> list[tuple[str, str]]:
     return rows
 
 
+def _margins(text: str) -> tuple[int, ...]:
+    import argparse
+
+    try:
+        margins = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, not {text!r}") from None
+    if not margins or min(margins) < 0:
+        raise argparse.ArgumentTypeError(f"margins are blank columns, 0 or more: {text!r}")
+    return margins
+
+
 def _progress(description: str):
     from mathocr.cli import _progress_bar
 
@@ -97,7 +110,7 @@ def cmd_evaluate_formulas(args) -> int:
     recognizer.length_limit = not args.no_length_limit
     recognizer.balance_braces = not args.no_brace_balance
     if args.margin is not None:
-        recognizer.margin = args.margin
+        recognizer.margins = args.margin
     progress = None if args.json else _progress("recognizing")
     if args.images:
         if not args.labels:
@@ -153,6 +166,8 @@ def cmd_evaluate_formulas(args) -> int:
           f"(token error rate {scores['token_error_rate']:.2%})")
     print(f"{scores['ms_per_formula']:.1f} ms per formula (batches of {scores['batch_size']}); "
           f"{scores['unended']} stopped by the length limit; {scores['repetition_loops']} end in a repeated-token loop")
+    print("ExpRate by the length of the truth (tokens): " + ", ".join(
+        f"{name}: {b['exprate']:.1%} ({b['n']})" for name, b in scores["exprate_by_length"].items()))
     worst = sorted(report["examples"], key=lambda e: -e["errors"])[: args.worst]
     print(f"\nthe {len(worst)} worst:")
     for e in worst:
@@ -200,8 +215,9 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     ev.add_argument("--limit", type=int, help="only the first N formulas")
     ev.add_argument("--no-length-limit", action="store_true",
                     help="let every search run to 200 tokens instead of the width-based limit (to count loops)")
-    ev.add_argument("--margin", type=int, help="blank columns added after each input before reading it "
-                                               "(default: the model's config.json)")
+    ev.add_argument("--margin", type=_margins, metavar="N[,N...]",
+                    help="blank columns added after each input before reading it; several (64,128,192): read with "
+                         "each and answer with the likeliest reading per token (default: the model's config.json)")
     ev.add_argument("--no-brace-balance", action="store_true",
                     help="let searches emit unpaired { and } (to measure what keeping them paired gains)")
     ev.add_argument("--worst", type=int, default=10, help="how many of the worst examples to show")

@@ -165,20 +165,52 @@ def test_the_model_reads_its_input_with_a_blank_margin(tmp_path):
     assert pad_batch([np.ones((48, 40)), np.ones((48, 70))], margin=30).shape == (2, 48, 128, 1)  # 70 + 30 -> 128
     directory = save_tiny_recognizer(tmp_path / "model")
     recognizer = FormulaRecognizer.load(directory)
-    assert recognizer.margin == MARGIN == json.loads((directory / "config.json").read_text())["margin"]
+    assert recognizer.margins == (MARGIN,) and json.loads((directory / "config.json").read_text())["margins"] == [MARGIN]
     array = recognizer.input_from_strokes(synthetic_formulas()[0].strokes)
     result = recognizer.recognize_array(array)
     width = result.image.shape[1]  # what the model read, which its attention maps cover
     assert width >= array.shape[1] + MARGIN and width % WIDTH_STEP == 0
     assert (result.image[:, : array.shape[1]] == array).all() and not result.image[:, array.shape[1]:].any()
     assert result.attention.shape[2] * 16 == width  # the encoder's stride
-    # a model saved without the key (before margins) gets the default; one saved with 0 keeps 0
-    config = json.loads((directory / "config.json").read_text())
-    (directory / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "margin"}))
-    assert FormulaRecognizer.load(directory).margin == MARGIN
-    (directory / "config.json").write_text(json.dumps({**config, "margin": 0}))
-    tight = FormulaRecognizer.load(directory).recognize_array(array)
-    assert tight.image.shape[1] == int(np.ceil(array.shape[1] / WIDTH_STEP) * WIDTH_STEP)
+    # a model saved without the key (before margins) gets the default; one saved with 0 keeps 0,
+    # and so does one saved with the single "margin" of before several
+    config = {k: v for k, v in json.loads((directory / "config.json").read_text()).items() if k != "margins"}
+    (directory / "config.json").write_text(json.dumps(config))
+    assert FormulaRecognizer.load(directory).margins == (MARGIN,)
+    for key, value in (("margins", [0]), ("margin", 0)):
+        (directory / "config.json").write_text(json.dumps({**config, key: value}))
+        tight = FormulaRecognizer.load(directory).recognize_array(array)
+        assert tight.image.shape[1] == int(np.ceil(array.shape[1] / WIDTH_STEP) * WIDTH_STEP)
+
+
+def test_with_several_margins_the_likeliest_reading_per_token_answers(tmp_path):
+    from mathocr.formula_decode import FormulaRecognizer
+
+    recognizer = FormulaRecognizer.load(save_tiny_recognizer(tmp_path / "model"))
+    arrays = [recognizer.input_from_strokes(f.strokes) for f in synthetic_formulas()[:4]]
+    margins = (0, 48, 160)
+    for beam in (1, 3):
+        readings = {}
+        for margin in margins:
+            recognizer.margins = (margin,)
+            readings[margin] = [recognizer.recognize_array(a, beam) for a in arrays]
+        recognizer.margins = margins
+        for i, array in enumerate(arrays):
+            both = recognizer.recognize_array(array, beam)
+            per_token = {m: r[i].extra["per_token"] for m, r in readings.items()}
+            chosen = readings[max(margins, key=lambda m: (per_token[m], -margins.index(m)))][i]
+            assert both.extra["margin"] == chosen.extra["margin"]
+            assert both.tokens == chosen.tokens and both.logprob == pytest.approx(chosen.logprob, abs=1e-4)
+            assert both.image.shape == chosen.image.shape  # the input that reading read
+            assert [c.tokens for c in both.candidates] == [c.tokens for c in chosen.candidates]
+    # the batched search picks the same readings (batches of one: a batch pads to its widest)
+    for array in arrays:
+        (h,), single = recognizer.recognize_many([array], batch_size=1), recognizer.recognize_array(array)
+        assert h["tokens"] == single.tokens
+        assert FormulaRecognizer.per_token(h) == pytest.approx(single.extra["per_token"], abs=1e-4)
+    assert recognizer.margin == 0
+    recognizer.margin = 32
+    assert recognizer.margins == (32,)
 
 
 def never_closes_unopened(tokens) -> bool:

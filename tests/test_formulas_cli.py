@@ -43,6 +43,9 @@ def test_evaluate_inkml_prints_one_json_object(model_dir, inkml_dir, capsys):
     assert scores["n"] == len(SYNTHETIC)
     assert 0 <= scores["exprate"] <= scores["le1"] <= scores["le2"] <= 1
     assert scores["ms_per_formula"] > 0
+    bins = scores["exprate_by_length"]
+    assert sum(b["n"] for b in bins.values()) == scores["n"]
+    assert sum(b["n"] * b["exprate"] for b in bins.values()) == pytest.approx(scores["n"] * scores["exprate"], abs=1e-3)
 
 
 def test_evaluate_readable_report_shows_the_worst(model_dir, inkml_dir, capsys):
@@ -50,6 +53,7 @@ def test_evaluate_readable_report_shows_the_worst(model_dir, inkml_dir, capsys):
                          "--beam", "2", "--worst", "2"], capsys)
     assert code == 0
     assert "ExpRate" in out.out and "the 2 worst" in out.out and "truth" in out.out
+    assert "ExpRate by the length of the truth" in out.out
 
 
 def test_evaluate_images_with_a_label_file(model_dir, tmp_path, capsys):
