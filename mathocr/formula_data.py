@@ -248,7 +248,8 @@ class BatchSource:
     of the plain images, and ``pad_batch`` rounds each batch up to its own widest image."""
 
     def __init__(self, token_ids: Sequence[Sequence[int]], widths: Sequence[int], vocab: Vocabulary,
-                 batch_size: int, seed: int, height: int, max_pixels: int, token_dropout: float = 0.0):
+                 batch_size: int, seed: int, height: int, max_pixels: int, token_dropout: float = 0.0,
+                 pad_margin: int = 0):
         self.ids = list(token_ids)
         self.widths = list(widths)
         self.lengths = [len(ids) for ids in self.ids]
@@ -259,6 +260,11 @@ class BatchSource:
         if not 0 <= token_dropout < 1:
             raise ValueError(f"token dropout must be in [0, 1), not {token_dropout}")
         self.token_dropout = token_dropout
+        if pad_margin < 0:
+            raise ValueError(f"the padding margin is a number of blank columns, 0 or more, not {pad_margin}")
+        # each batch gets 0..pad_margin blank columns after its widest formula, so the model also
+        # learns from inputs with blank paper after the ink, as it reads them (formula_decode.MARGIN)
+        self.pad_margin = pad_margin
         self.rng = np.random.default_rng(seed)
 
     def image(self, i: int) -> np.ndarray:
@@ -279,7 +285,8 @@ class BatchSource:
             hide = (self.rng.uniform(size=tokens_in.shape) < self.token_dropout) & (tokens_in != self.vocab.pad_id)
             hide[:, 0] = False
             tokens_in = np.where(hide, self.vocab.unk_id, tokens_in).astype(np.int32)
-        return (pad_batch([self.image(i) for i in batch]), tokens_in), targets
+        margin = int(self.rng.integers(0, self.pad_margin + 1)) if self.pad_margin else 0
+        return (pad_batch([self.image(i) for i in batch], margin=margin), tokens_in), targets
 
     def __iter__(self) -> Iterator:
         while True:
@@ -307,7 +314,7 @@ class TrainingBatches(BatchSource):
     def __init__(self, formulas: Sequence[InkFormula], vocab: Vocabulary, batch_size: int = 32,
                  max_tokens: int = 120, seed: int = 0, augment: bool = True, height: int = HEIGHT,
                  max_width: int = MAX_WIDTH, token_dropout: float = 0.0, augment_strength: float = 1.0,
-                 swap_symbols: float = 0.0):
+                 swap_symbols: float = 0.0, pad_margin: int = 0):
         kept = [f for f in formulas if 0 < len(f.tokens) <= max_tokens]
         self.formulas = kept
         self.augment = augment
@@ -320,7 +327,7 @@ class TrainingBatches(BatchSource):
         self.max_width = max_width
         widths = [render_formula(f.strokes, height, max_width).width for f in kept]
         super().__init__([vocab.encode(f.tokens) for f in kept], widths, vocab, batch_size, seed, height,
-                         max_pixels=batch_size * 256, token_dropout=token_dropout)
+                         max_pixels=batch_size * 256, token_dropout=token_dropout, pad_margin=pad_margin)
         self._plain = None if augment else [ink_array(render_formula(f.strokes, height, max_width)) for f in kept]
 
     def image(self, i: int) -> np.ndarray:

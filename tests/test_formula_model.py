@@ -222,6 +222,28 @@ def never_closes_unopened(tokens) -> bool:
     return True
 
 
+def test_training_batches_can_get_a_random_blank_margin():
+    from mathocr.formula_data import WIDTH_STEP, TrainingBatches
+    from mathocr.latex import Vocabulary
+
+    formulas = synthetic_formulas()
+    vocab = Vocabulary.from_sequences(f.tokens for f in formulas)
+    tight = TrainingBatches(formulas, vocab, batch_size=len(formulas), seed=0, augment=False)
+    batch = list(range(len(formulas)))
+    (plain, _), _ = tight.make_batch(batch)
+    widest = max(a.shape[1] for a in tight._plain)
+    assert plain.shape[2] == int(np.ceil(widest / WIDTH_STEP) * WIDTH_STEP)
+    padded = TrainingBatches(formulas, vocab, batch_size=len(formulas), seed=0, augment=False, pad_margin=200)
+    widths = {padded.make_batch(batch)[0][0].shape[2] for _ in range(30)}
+    assert min(widths) >= plain.shape[2] and max(widths) > plain.shape[2] + 100  # 0..200 blank columns
+    assert max(widths) <= int(np.ceil((widest + 200) / WIDTH_STEP) * WIDTH_STEP) and len(widths) > 3
+    (images, _), _ = padded.make_batch(batch)
+    np.testing.assert_array_equal(images[:, :, : plain.shape[2]], plain)  # only blank paper added
+    assert not images[:, :, plain.shape[2]:].any()
+    with pytest.raises(ValueError, match="padding margin"):
+        TrainingBatches(formulas, vocab, augment=False, pad_margin=-1)
+
+
 def test_searches_keep_braces_paired():
     """A model whose output layer ranks "}" first, "{" second and the end token third, whatever it
     sees: free, it closes groups it never opened; kept balanced, it pairs them."""

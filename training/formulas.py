@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--swap-symbols", type=float, default=0.0, metavar="RATE",
                         help="handwritten: with augmentation, write each symbol in another writer's strokes (from "
                              "the training set's segmentation) with this probability")
+    parser.add_argument("--pad-margin", type=int, default=0, metavar="MAX",
+                        help="pad each training batch with 0..MAX blank columns after its widest formula (the "
+                             "models read their inputs with such a margin)")
     parser.add_argument("--lr-schedule", default="plateau", choices=("plateau", "cosine"),
                         help="plateau: halve the learning rate when --lr-monitor stops improving for 4 epochs; "
                              "cosine: decay it from --learning-rate to 1e-5 along half a cosine over --epochs")
@@ -230,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
-        "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
+        "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "pad_margin": args.pad_margin, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset, "also_rendered": args.also_rendered,
         "kind": "typeset" if typeset else "handwritten",
     }
@@ -258,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
              else {"augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols})
     source = batches(train, vocab, args.batch_size, args.max_tokens, seed=args.seed,
                      augment=not args.no_augment, height=args.height, max_width=args.max_width,
-                     token_dropout=args.token_dropout, **extra)
+                     token_dropout=args.token_dropout, pad_margin=args.pad_margin, **extra)
     val_source = batches(val, vocab, args.batch_size, max_tokens=10_000, seed=0, augment=False,
                          height=args.height, max_width=args.max_width)
     val_arrays = val_source.plain if typeset else plain_images(val, args.height, args.max_width)
