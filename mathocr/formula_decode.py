@@ -362,7 +362,7 @@ class FormulaRecognizer:
         # the image as the model read it (with its margin), so attention maps lie over it cell for cell
         return Recognition(candidates[0].latex, candidates[0].tokens, best["logprob"], candidates,
                            batch[0, :, :, 0], best["alphas"], best["ended"], ms,
-                           {"margin": margin, "per_token": self.per_token(best)})
+                           {"margin": margin, "per_token": self.per_token(best), "readings": len(readings)})
 
     def recognize_strokes(self, strokes, beam_width: int = 1) -> Recognition:
         return self.recognize_array(self.input_from_strokes(strokes), beam_width)

@@ -77,6 +77,10 @@ def show_answer(result, beam_width: int) -> None:
     with st.expander("What the model saw"):
         st.image(1 - result.image, caption=f"{result.image.shape[0]} x {result.image.shape[1]} model input",
                  clamp=True)
+        margin, readings = result.extra.get("margin"), result.extra.get("readings", 1)
+        if margin is not None:
+            st.caption(f"The ink with at least {margin} blank columns after it"
+                       + (f": the likeliest of {readings} readings with different margins." if readings > 1 else "."))
         st.caption("The Formula attention page shows where the model looked for each token.")
 
 

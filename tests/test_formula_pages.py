@@ -58,6 +58,22 @@ def test_a_drawing_gives_latex_candidates_and_a_confidence(model_dir, monkeypatc
     assert at.subheader.values.count("With sympy") == 1 or any("Sympy cannot" in c.value for c in at.caption)
 
 
+def test_the_answer_says_how_the_model_read_the_drawing(model_dir, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    several = shutil.copytree(model_dir, tmp_path / "several")
+    config = json.loads((several / "config.json").read_text())
+    (several / "config.json").write_text(json.dumps({**config, "margins": [0, 96]}))
+    for directory, expected in ((model_dir, "at least 64 blank columns after it."),
+                                (several, "the likeliest of 2 readings with different margins")):
+        at = open_page("formulas.py", directory, monkeypatch)
+        at.session_state["formulas_canvas"] = canvas_state(DRAWING)
+        at.run()
+        assert not at.exception and not at.error
+        assert any(expected in c.value for c in at.caption), [c.value for c in at.caption]
+
+
 def test_switching_to_upload_waits_for_a_file(model_dir, monkeypatch):
     at = open_page("formulas.py", model_dir, monkeypatch)
     at.radio[0].set_value("Upload an image").run()
