@@ -176,6 +176,28 @@ def cmd_evaluate_formulas(args) -> int:
     return 0
 
 
+def cmd_evaluate_kind(args) -> int:
+    """How often an upload's kind (handwritten or typeset) is told right: the rule, and the rule
+    with the models settling the pictures it is unsure of."""
+    from mathocr.formula_decode import SHIPPED_MODEL_DIR, FormulaRecognizer
+    from mathocr.kind_eval import TYPESET_ENGINES, evaluate_kind, kind_samples
+    from mathocr.typeset import latex_available
+
+    engines = tuple(e for e in TYPESET_ENGINES if e != "latex" or latex_available())
+    samples = kind_samples(args.split, args.n, args.data, engines=engines)
+    recognizers = {"handwritten": _recognizer(args.model),
+                   "typeset": FormulaRecognizer.load(args.typeset_model or SHIPPED_MODEL_DIR.parent / "typeset")}
+    rows = evaluate_kind(samples, recognizers, args.beam, None if args.json else _progress("judging"))
+    if args.json:
+        print(json.dumps({"split": args.split, "sources": rows}))
+        return 0
+    print(f"{args.split} split: the share of pictures whose kind is called right")
+    for source, row in rows.items():
+        print(f"  {source:22s} ({row['kind']}, {row['n']}): rule {row['rule']:.1%}, with the models {row['settled']:.1%} "
+              f"({row['unsure']} unsure)")
+    return 0
+
+
 def cmd_benchmark_formulas(args) -> int:
     """Training throughput (samples/s) of the parallel-over-time model, optionally beside the
     straightforward baseline, and inference latency (greedy and beam)."""
@@ -224,6 +246,16 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     ev.add_argument("--out", help="write every example and the scores to this JSON file")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=cmd_evaluate_formulas)
+
+    kd = evaluate_sub.add_parser("kind", help="how often an upload is told handwritten or typeset right")
+    kd.add_argument("--split", default="validation", choices=["validation", "test"])
+    kd.add_argument("--n", type=int, default=150, help="pictures per source (CROHME ink, and each typeset engine)")
+    kd.add_argument("--data", help="data directory (default: $MATHOCR_DATA, else data/)")
+    kd.add_argument("--model", help="the handwritten model (default: models/formulas)")
+    kd.add_argument("--typeset-model", help="the typeset model (default: models/typeset)")
+    kd.add_argument("--beam", type=int, default=5, help="beam width of the models' readings (the page's default)")
+    kd.add_argument("--json", action="store_true", help="print one JSON object")
+    kd.set_defaults(func=cmd_evaluate_kind)
 
     bm = benchmark_sub.add_parser("formulas", help="training samples/s and ms per formula")
     bm.add_argument("--model", help="model directory (default: models/formulas)")

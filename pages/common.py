@@ -95,17 +95,18 @@ def ink_input(key: str, height: int = 280, width: int = 280, stroke_width: int =
     return InkInput(picture=picture, source="upload")
 
 
-def model_directory(kind: str, env_var: str) -> str:
+def model_directory(kind: str, env_var: str, quiet: bool = False) -> str:
     """The model directory a recognizer page loads: ``env_var`` if set (tests, experiments), else
     the model promoted on the Training page, else the one shipped in ``models/<kind>/``. A caption
-    says which, so a user knows what answers."""
+    says which (unless ``quiet``), so a user knows what answers."""
     from mathocr import jobs
 
     override = os.environ.get(env_var)
     directory = override or str(jobs.active_model_dir(kind))
     shipped = Path(directory).resolve() == (jobs.MODELS_DIR / kind).resolve()
     where = "the shipped model" if shipped and not override else f"the model in `{directory}`"
-    st.caption(f"Using {where}.")
+    if not quiet:
+        st.caption(f"Using {where}.")
     return directory
 
 
@@ -129,16 +130,20 @@ def load_formula_recognizer(directory: str):
     return FormulaRecognizer.load(directory).warm_up()
 
 
-def formula_recognizer(kind: str):
+def formula_recognizer(kind: str, quiet: bool = False):
     """The active formula model of ``kind``, or None after an error that says how to get one. A
-    model trained on the other kind of formula is used, with a warning."""
+    model trained on the other kind of formula is used, with a warning. ``quiet``: a second
+    opinion, without captions or errors (None when there is no model of that kind)."""
     jobs_kind, env_var = FORMULA_MODELS[kind]
-    directory = model_directory(jobs_kind, env_var)
+    directory = model_directory(jobs_kind, env_var, quiet)
     try:
         recognizer = load_formula_recognizer(directory)
     except (FileNotFoundError, OSError, ValueError) as err:
-        st.error(f"There is no usable {kind} formula model: {err}. {MISSING_MODEL_HELP[kind]}")
+        if not quiet:
+            st.error(f"There is no usable {kind} formula model: {err}. {MISSING_MODEL_HELP[kind]}")
         return None
+    if quiet:
+        return recognizer if recognizer.kind == kind else None
     if recognizer.kind != kind:
         st.warning(f"This model was trained on {recognizer.kind} formulas, not {kind} ones: expect poor answers.")
     return recognizer

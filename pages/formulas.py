@@ -6,7 +6,7 @@ one that ``formula_kind.guess_formula_kind`` picks from the picture."""
 
 import streamlit as st
 
-from mathocr.formula_kind import guess_formula_kind
+from mathocr.formula_kind import guess_formula_kind, settle
 from mathocr.formula_math import sympy_reading
 from mathocr.render import ImageError
 from pages.common import formula_recognizer, ink_input
@@ -30,17 +30,33 @@ def recognize(recognizer, ink, beam_width: int):
 
 
 # Which model reads the input: the canvas is handwriting; an upload is what the user says, or a guess
-def formula_kind(ink) -> str:
+def formula_kind(ink):
+    """The kind of model to read the input with, and the rule's guess when it was asked (else None)."""
     if ink.source == "canvas":
-        return "handwritten"
+        return "handwritten", None
     choice = st.radio("Read it as", list(READ_AS), horizontal=True, key="formulas_kind",
                       help="A typeset formula (a screenshot of LaTeX, a PDF, a web page) goes to the typeset model, "
                            "handwriting to the handwritten one.")
     if READ_AS[choice]:
-        return READ_AS[choice]
+        return READ_AS[choice], None
     guess = guess_formula_kind(ink.picture)
-    st.caption(f"Read as **{guess.kind}**: {guess.reason}.")
-    return guess.kind
+    return guess.kind, guess
+
+
+def recognize_guessed(guess, recognizer, ink, beam_width: int):
+    """The recognition of an upload whose kind was guessed: when the stroke widths leave it open,
+    both models read it and the surer one answers (``formula_kind.settle``). Returns the guess as
+    settled and the recognition."""
+    result = recognize(recognizer, ink, beam_width)
+    other_kind = "typeset" if guess.kind == "handwritten" else "handwritten"
+    other = formula_recognizer(other_kind, quiet=True) if guess.unsure and result is not None else None
+    if other is not None:
+        other_result = recognize(other, ink, beam_width)
+        if other_result is not None:
+            readings = {guess.kind: result, other_kind: other_result}
+            guess = settle(guess, {kind: r.extra["per_token"] for kind, r in readings.items()})
+            result = readings[guess.kind]
+    return guess, result
 
 
 # The answer: LaTeX to copy, its rendering, confidence, other candidates, sympy's reading
@@ -102,7 +118,7 @@ if ink.empty and ink.source == "upload":
             "page, LaTeX).")
     st.stop()
 
-kind = "handwritten" if ink.empty else formula_kind(ink)
+kind, guess = ("handwritten", None) if ink.empty else formula_kind(ink)
 recognizer = formula_recognizer(kind)  # loaded (and warmed up) while the canvas is still empty
 if recognizer is None:
     st.stop()
@@ -112,7 +128,12 @@ if ink.empty:
     st.stop()
 
 with st.spinner("Recognizing..."):
-    result = recognize(recognizer, ink, beam_width)
+    if guess is None:
+        result = recognize(recognizer, ink, beam_width)
+    else:
+        guess, result = recognize_guessed(guess, recognizer, ink, beam_width)
+        kind = guess.kind
+        st.caption(f"Read as **{guess.kind}**: {guess.reason}.")
 if result is not None:
     st.session_state[LAST_KEY] = result
     st.session_state[LAST_KIND_KEY] = kind

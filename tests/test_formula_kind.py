@@ -48,3 +48,59 @@ def test_a_photo_of_paper_counts_as_handwriting():
 def test_a_blank_picture_is_handwritten_and_says_why():
     guess = guess_formula_kind(Image.new("L", (200, 80), 255))
     assert guess.kind == "handwritten" and "hardly any ink" in guess.reason
+
+
+def test_sans_serif_type_is_unsure_and_the_surer_model_settles_it():
+    from mathocr.formula_kind import UNSURE, KindGuess, settle
+
+    guess = guess_formula_kind(render_formula(r"x ^ { 2 } + \alpha", engine="mathtext-dejavusans"))
+    # DejaVu Sans has nearly the even strokes of a pen: the widths alone do not settle it
+    assert guess.unsure and UNSURE[0] <= guess.uniform_width <= UNSURE[1]
+    typeset = settle(guess, {"handwritten": -1.2, "typeset": -0.1})
+    assert typeset.kind == "typeset" and typeset.unsure
+    assert "typeset model is surer" in typeset.reason and "90% against 30%" in typeset.reason
+    assert settle(guess, {"handwritten": -0.1, "typeset": -1.2}).kind == "handwritten"
+    sure = KindGuess("typeset", 1.0, 0.1, "varying width")
+    assert settle(sure, {"handwritten": 0.0, "typeset": -5.0}) is sure  # a sure guess stands
+
+
+def test_the_unsure_band_follows_the_measured_share():
+    from mathocr.formula_kind import UNSURE
+
+    rng = np.random.default_rng(1)
+    shares = []
+    for formula in synthetic_formulas():
+        for pen in (2.0, 4.0, 8.0):
+            guess = guess_formula_kind(render_strokes(augment_strokes(formula.strokes, rng), height=150,
+                                                      max_width=2000, stroke_width=pen))
+            assert guess.unsure == (UNSURE[0] <= guess.uniform_width <= UNSURE[1] and guess.flat_paper >= 0.97)
+            shares.append(guess.uniform_width)
+    assert max(shares) > UNSURE[1]  # a pen's even strokes are mostly beyond doubt
+
+
+def test_evaluate_kind_scores_the_rule_and_the_settled_guess_per_source(synthetic_data, tmp_path, capsys):
+    import json
+
+    from mathocr.cli import main
+    from mathocr.typeset import latex_available
+    from test_formula_model import save_tiny_recognizer
+
+    models = {kind: save_tiny_recognizer(tmp_path / kind, kind=kind) for kind in ("handwritten", "typeset")}
+    code = main(["evaluate", "kind", "--split", "validation", "--n", "3", "--beam", "1", "--json",
+                 "--model", str(models["handwritten"]), "--typeset-model", str(models["typeset"])])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["split"] == "validation"
+    sources = report["sources"]
+    expected = {"crohme", "mathtext", "mathtext-dejavusans"} | ({"latex"} if latex_available() else set())
+    assert set(sources) == expected
+    assert sources["crohme"]["kind"] == "handwritten" and sources["crohme"]["n"] == 2  # TestINKMLGT's two
+    for row in sources.values():
+        assert 1 <= row["n"] <= 3 and 0 <= row["unsure"] <= row["n"]
+        for key in ("rule", "settled"):
+            assert 0 <= row[key] <= 1
+        # only unsure pictures can change their call
+        assert abs(row["settled"] - row["rule"]) * row["n"] <= row["unsure"] + 1e-6
+    assert sources["mathtext-dejavusans"]["unsure"] >= 1  # sans-serif type is what the models settle
+    main(["evaluate", "kind", "--split", "validation", "--n", "1", "--beam", "1",
+          "--model", str(models["handwritten"]), "--typeset-model", str(models["typeset"])])
+    assert "with the models" in capsys.readouterr().out

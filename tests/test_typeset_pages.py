@@ -75,6 +75,27 @@ def test_the_guess_sends_a_latex_screenshot_to_the_typeset_model(formula_models)
     assert len(at.code) >= 1
 
 
+def test_when_the_guess_is_unsure_both_models_read_the_upload_and_the_surer_answers(formula_models):
+    from mathocr.formula_decode import FormulaRecognizer
+    from mathocr.formula_kind import guess_formula_kind
+    from mathocr.render import load_image
+
+    sans = r"x ^ { 2 } + \alpha"  # DejaVu Sans: strokes nearly as even as a pen's
+    buffer = io.BytesIO()
+    render_formula(sans, "mathtext-dejavusans").save(buffer, format="PNG")
+    picture = load_image(buffer.getvalue())
+    assert guess_formula_kind(picture).unsure
+    per_token = {kind: FormulaRecognizer.load(formula_models[kind]).recognize_image(picture, 5).extra["per_token"]
+                 for kind in ("handwritten", "typeset")}
+    surer = max(per_token, key=per_token.get)
+    at = upload(open_page("formulas.py"), buffer.getvalue())
+    assert_clean(at)
+    captions = [c.value for c in at.caption]
+    assert any(f"Read as **{surer}**" in c and "the stroke widths leave it open" in c for c in captions), captions
+    assert at.session_state["formula_last_kind"] == surer
+    assert at.session_state["formula_last"].extra["per_token"] == pytest.approx(per_token[surer], abs=1e-4)
+
+
 def test_without_a_typeset_model_the_page_says_how_to_get_one(formula_models, monkeypatch, tmp_path):
     monkeypatch.setenv("MATHOCR_TYPESET_MODEL", str(tmp_path / "no-model"))
     at = open_page("formulas.py")
