@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from mathocr.data import REPO_ROOT
-from mathocr.formula_data import HEIGHT, MAX_WIDTH, formula_bitmap, pad_batch, render_formula
+from mathocr.formula_data import HEIGHT, MAX_WIDTH, STROKE_WIDTH, formula_bitmap, pad_batch, render_formula
 from mathocr.formula_model import ENCODER_STRIDE
 from mathocr.latex import Vocabulary
 from mathocr.render import ink_array
@@ -264,6 +264,7 @@ class FormulaRecognizer:
         self.decoder = FormulaDecoder(model, vocab.start_id, vocab.end_id, vocab.pad_id, braces)
         self.length_limit = True
         self.balance_braces = True  # searches keep "{" and "}" paired (off: to measure what that gains)
+        self.pen_normalise = True  # handwritten pictures: strokes brought to the training pen (formula_data.normalise_pen)
         self.margins: tuple[int, ...] = (MARGIN,)
         self.kind = "handwritten"  # or "typeset": set by load from config.json
 
@@ -312,7 +313,9 @@ class FormulaRecognizer:
         return ink_array(render_formula(strokes, self.height, self.max_width))
 
     def input_from_image(self, image) -> np.ndarray:
-        return ink_array(formula_bitmap(image, self.height, self.max_width))
+        # handwriting: strokes brought to the pen the model was trained with (typeset: the font's own)
+        pen = STROKE_WIDTH if self.kind == "handwritten" and self.pen_normalise else None
+        return ink_array(formula_bitmap(image, self.height, self.max_width, pen))
 
     # recognition
     @property

@@ -64,9 +64,19 @@ def evaluate_arrays(recognizer, ids: Sequence[str], arrays: Sequence[np.ndarray]
     return {"scores": scores, "examples": examples}
 
 
-def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int = 1, progress=None) -> dict:
-    """``evaluate_arrays`` on ``InkFormula``s, rendered the way the model was trained."""
-    arrays = [recognizer.input_from_strokes(f.strokes) for f in formulas]
+def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int = 1, progress=None,
+                      picture: tuple[int, float] | None = None) -> dict:
+    """``evaluate_arrays`` on ``InkFormula``s, rendered the way the model was trained; or, with
+    ``picture`` (height, pen width in pixels), first drawn as a picture that size and read as an
+    upload is (``input_from_image``)."""
+    if picture is None:
+        arrays = [recognizer.input_from_strokes(f.strokes) for f in formulas]
+    else:
+        from mathocr.render import render_strokes
+
+        height, pen = picture
+        arrays = [recognizer.input_from_image(render_strokes(f.strokes, height=height, max_width=40 * height,
+                                                             stroke_width=pen)) for f in formulas]
     return evaluate_arrays(recognizer, [f.id for f in formulas], arrays, [f.tokens for f in formulas],
                            beam_width, batch_size, progress)
 
@@ -96,6 +106,19 @@ def _margins(text: str) -> tuple[int, ...]:
     return margins
 
 
+def _picture(text: str) -> tuple[int, float]:
+    import argparse
+
+    try:
+        height, pen = text.split(",")
+        height, pen = int(height), float(pen)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHT,PEN (e.g. 150,4), not {text!r}") from None
+    if height < 16 or pen <= 0:
+        raise argparse.ArgumentTypeError(f"a picture at least 16 pixels high and a pen wider than 0: {text!r}")
+    return height, pen
+
+
 def _progress(description: str):
     from mathocr.cli import _progress_bar
 
@@ -108,6 +131,7 @@ def cmd_evaluate_formulas(args) -> int:
 
     recognizer = _recognizer(args.model)
     recognizer.length_limit = not args.no_length_limit
+    recognizer.pen_normalise = not args.no_pen_normalise
     recognizer.balance_braces = not args.no_brace_balance
     if args.margin is not None:
         recognizer.margins = args.margin
@@ -150,9 +174,10 @@ def cmd_evaluate_formulas(args) -> int:
         formulas = formulas[: args.limit or None]
         if not formulas:
             raise ValueError(f"no readable formulas in {source}")
-        report = evaluate_formulas(recognizer, formulas, args.beam, args.batch_size, progress)
+        report = evaluate_formulas(recognizer, formulas, args.beam, args.batch_size, progress, args.as_picture)
     scores = report["scores"]
-    scores.update(source=source, model=str(args.model or "models/formulas"))
+    scores.update(source=source, model=str(args.model or "models/formulas"),
+                  picture=list(args.as_picture) if args.as_picture else None, pen_normalise=recognizer.pen_normalise)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1, ensure_ascii=False))
     if args.json:
@@ -240,6 +265,11 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     ev.add_argument("--margin", type=_margins, metavar="N[,N...]",
                     help="blank columns added after each input before reading it; several (64,128,192): read with "
                          "each and answer with the likeliest reading per token (default: the model's config.json)")
+    ev.add_argument("--as-picture", type=_picture, metavar="HEIGHT,PEN",
+                    help="InkML: draw each formula as a picture HEIGHT pixels high with a PEN pixels wide and read it "
+                         "as an upload (a photo's or scan's path through the model)")
+    ev.add_argument("--no-pen-normalise", action="store_true",
+                    help="read handwritten pictures with their own stroke width (to measure what normalising it gains)")
     ev.add_argument("--no-brace-balance", action="store_true",
                     help="let searches emit unpaired { and } (to measure what keeping them paired gains)")
     ev.add_argument("--worst", type=int, default=10, help="how many of the worst examples to show")

@@ -244,6 +244,36 @@ def test_training_batches_can_get_a_random_blank_margin():
         TrainingBatches(formulas, vocab, augment=False, pad_margin=-1)
 
 
+@pytest.mark.parametrize("pen", [2.0, 12.0])  # at 48 pixels: 0.64 and 3.84 pixels wide
+def test_pictures_of_handwriting_reach_the_model_with_the_training_pen(pen, tmp_path):
+    from mathocr.formula_data import STROKE_WIDTH, formula_bitmap
+    from mathocr.formula_decode import FormulaRecognizer
+    from mathocr.formula_kind import stroke_widths
+    from mathocr.render import ImageError, ink_array, render_strokes
+
+    def median_width(bitmap):
+        return float(np.median(stroke_widths(ink_array(bitmap).astype(np.float64))))
+
+    for formula in synthetic_formulas()[:3]:
+        picture = render_strokes(formula.strokes, height=150, max_width=3000, stroke_width=pen)
+        as_drawn = median_width(formula_bitmap(picture))
+        normalised = median_width(formula_bitmap(picture, pen=STROKE_WIDTH))
+        assert abs(normalised - STROKE_WIDTH) < abs(as_drawn - STROKE_WIDTH)
+        assert abs(normalised - STROKE_WIDTH) < 0.7, (as_drawn, normalised)
+    blank = render_strokes(synthetic_formulas()[0].strokes, height=150).point(lambda _: 255)
+    with pytest.raises(ImageError):
+        formula_bitmap(blank, pen=STROKE_WIDTH)
+    # the handwritten model reads pictures with the pen normalised, the typeset one as they are
+    directory = save_tiny_recognizer(tmp_path / "model")
+    handwritten = FormulaRecognizer.load(directory)
+    np.testing.assert_array_equal(handwritten.input_from_image(picture),
+                                  ink_array(formula_bitmap(picture, pen=STROKE_WIDTH)))
+    handwritten.pen_normalise = False
+    np.testing.assert_array_equal(handwritten.input_from_image(picture), ink_array(formula_bitmap(picture)))
+    typeset = FormulaRecognizer.load(save_tiny_recognizer(tmp_path / "typeset", kind="typeset"))
+    np.testing.assert_array_equal(typeset.input_from_image(picture), ink_array(formula_bitmap(picture)))
+
+
 def test_searches_keep_braces_paired():
     """A model whose output layer ranks "}" first, "{" second and the end token third, whatever it
     sees: free, it closes groups it never opened; kept balanced, it pairs them."""

@@ -48,6 +48,22 @@ def test_evaluate_inkml_prints_one_json_object(model_dir, inkml_dir, capsys):
     assert sum(b["n"] * b["exprate"] for b in bins.values()) == pytest.approx(scores["n"] * scores["exprate"], abs=1e-3)
 
 
+def test_evaluate_reads_inkml_drawn_as_pictures(model_dir, inkml_dir, capsys):
+    args = ["evaluate", "formulas", "--model", str(model_dir), "--inkml-dir", str(inkml_dir), "--json"]
+    scores = {}
+    for flags in ([], ["--no-pen-normalise"]):
+        code, out = run_cli(args + ["--as-picture", "150,12", *flags], capsys)
+        assert code == 0
+        scores[bool(flags)] = json.loads(out.out)
+    assert scores[False]["picture"] == [150, 12.0] and scores[False]["pen_normalise"] is True
+    assert scores[True]["pen_normalise"] is False and scores[False]["n"] == len(SYNTHETIC)
+    code, out = run_cli(args, capsys)
+    assert json.loads(out.out)["picture"] is None
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(args + ["--as-picture", "tall"], capsys)
+    assert exit_info.value.code == 2 and "HEIGHT,PEN" in capsys.readouterr().err
+
+
 def test_evaluate_readable_report_shows_the_worst(model_dir, inkml_dir, capsys):
     code, out = run_cli(["evaluate", "formulas", "--model", str(model_dir), "--inkml-dir", str(inkml_dir),
                          "--beam", "2", "--worst", "2"], capsys)
