@@ -109,7 +109,7 @@ def test_training_command_trains_exports_and_resumes(inkml_dir, tmp_path, capsys
     assert "val_exprate" in (run / "metrics.csv").read_text()
     evaluation = json.loads((run / "evaluation.json").read_text())
     assert KEYS <= set(evaluation["test"])
-    FormulaRecognizer.load(tmp_path / "export")
+    assert FormulaRecognizer.load(tmp_path / "export").margins == (64, 128, 192)  # handwritten: three readings
     # the same command with more epochs carries on from the finished epoch
     assert main(common + ["--epochs", "2", "--no-test"]) == 0
     rows = (run / "metrics.csv").read_text().strip().splitlines()

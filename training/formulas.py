@@ -182,11 +182,13 @@ def completed_epochs(run) -> int:
 def export(run, model_path: Path, vocab: Vocabulary, directory, config: dict) -> None:
     import keras
 
-    from mathocr.formula_decode import FormulaRecognizer
+    from mathocr.formula_decode import EXPORT_MARGINS, FormulaRecognizer
 
     model = keras.saving.load_model(model_path, compile=False)
-    FormulaRecognizer(model, vocab, config["height"], config["max_width"]).save(
-        directory, {"run": str(run.path), "model": config["model"], "kind": config.get("kind", "handwritten")})
+    kind = config.get("kind", "handwritten")
+    recognizer = FormulaRecognizer(model, vocab, config["height"], config["max_width"])
+    recognizer.margins = EXPORT_MARGINS[kind]
+    recognizer.save(directory, {"run": str(run.path), "model": config["model"], "kind": kind})
 
 
 def export_only(args) -> int:
