@@ -291,8 +291,9 @@ class BatchSource:
 
     def __init__(self, token_ids: Sequence[Sequence[int]], widths: Sequence[int], vocab: Vocabulary,
                  batch_size: int, seed: int, height: int, max_pixels: int, token_dropout: float = 0.0,
-                 pad_margin: int = 0):
-        self.ids = list(token_ids)
+                 pad_margin: int = 0, reverse: bool = False):
+        # ``reverse``: targets read right to left (last token first), for a right-to-left model
+        self.ids = [list(ids)[::-1] for ids in token_ids] if reverse else [list(ids) for ids in token_ids]
         self.widths = list(widths)
         self.lengths = [len(ids) for ids in self.ids]
         self.vocab = vocab
@@ -356,7 +357,7 @@ class TrainingBatches(BatchSource):
     def __init__(self, formulas: Sequence[InkFormula], vocab: Vocabulary, batch_size: int = 32,
                  max_tokens: int = 120, seed: int = 0, augment: bool = True, height: int = HEIGHT,
                  max_width: int = MAX_WIDTH, token_dropout: float = 0.0, augment_strength: float = 1.0,
-                 swap_symbols: float = 0.0, pad_margin: int = 0):
+                 swap_symbols: float = 0.0, pad_margin: int = 0, reverse: bool = False):
         kept = [f for f in formulas if 0 < len(f.tokens) <= max_tokens]
         self.formulas = kept
         self.augment = augment
@@ -369,7 +370,8 @@ class TrainingBatches(BatchSource):
         self.max_width = max_width
         widths = [render_formula(f.strokes, height, max_width).width for f in kept]
         super().__init__([vocab.encode(f.tokens) for f in kept], widths, vocab, batch_size, seed, height,
-                         max_pixels=batch_size * 256, token_dropout=token_dropout, pad_margin=pad_margin)
+                         max_pixels=batch_size * 256, token_dropout=token_dropout, pad_margin=pad_margin,
+                         reverse=reverse)
         self._plain = None if augment else [ink_array(render_formula(f.strokes, height, max_width)) for f in kept]
 
     def image(self, i: int) -> np.ndarray:

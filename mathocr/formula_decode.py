@@ -22,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from mathocr.data import REPO_ROOT
-from mathocr.formula_data import HEIGHT, MAX_WIDTH, STROKE_WIDTH, formula_bitmap, pad_batch, render_formula
-from mathocr.formula_model import ENCODER_STRIDE
+from mathocr.formula_data import HEIGHT, MAX_WIDTH, STROKE_WIDTH, formula_bitmap, pad_batch, pad_tokens, render_formula
+from mathocr.formula_model import ENCODER_STRIDE, main_logits
 from mathocr.latex import Vocabulary
 from mathocr.render import ink_array
 
@@ -259,11 +259,21 @@ class FormulaRecognizer:
     VOCAB_FILE = "vocabulary.json"
     CONFIG_FILE = "config.json"
 
-    def __init__(self, model, vocab: Vocabulary, height: int = HEIGHT, max_width: int = MAX_WIDTH):
+    DIRECTIONS = ("l2r", "r2l")
+
+    def __init__(self, model, vocab: Vocabulary, height: int = HEIGHT, max_width: int = MAX_WIDTH,
+                 direction: str = "l2r"):
         self.model = model
         self.vocab = vocab
         self.height, self.max_width = height, max_width
+        if direction not in self.DIRECTIONS:
+            raise ValueError(f"a model reads left to right (l2r) or right to left (r2l), not {direction!r}")
+        # "r2l": trained on reversed targets (training.formulas --direction r2l); its hypotheses are
+        # turned round before anyone sees them, and its groups open with "}"
+        self.direction = direction
         braces = (vocab.index["{"], vocab.index["}"]) if "{" in vocab and "}" in vocab else None
+        if braces and direction == "r2l":
+            braces = braces[::-1]
         self.decoder = FormulaDecoder(model, vocab.start_id, vocab.end_id, vocab.pad_id, braces)
         self.length_limit = True
         self.balance_braces = True  # searches keep "{" and "}" paired (off: to measure what that gains)
@@ -284,7 +294,8 @@ class FormulaRecognizer:
         model = keras.models.load_model(path, compile=False)
         vocab = Vocabulary.load(directory / cls.VOCAB_FILE)
         config = json.loads((directory / cls.CONFIG_FILE).read_text()) if (directory / cls.CONFIG_FILE).exists() else {}
-        recognizer = cls(model, vocab, config.get("height", HEIGHT), config.get("max_width", MAX_WIDTH))
+        recognizer = cls(model, vocab, config.get("height", HEIGHT), config.get("max_width", MAX_WIDTH),
+                         config.get("direction", "l2r"))
         recognizer.kind = config.get("kind", "handwritten")  # or "typeset": what it was trained on
         margins = config.get("margins", [config.get("margin", MARGIN)])  # "margin": models of before margins
         recognizer.margins = tuple(int(m) for m in margins)
@@ -296,7 +307,7 @@ class FormulaRecognizer:
         self.model.save(directory / self.MODEL_FILE)
         self.vocab.save(directory / self.VOCAB_FILE)
         config = {"height": self.height, "max_width": self.max_width, "margins": list(self.margins),
-                  **(extra_config or {})}
+                  "direction": self.direction, **(extra_config or {})}
         (directory / self.CONFIG_FILE).write_text(json.dumps(config, indent=2))
 
     def step_limit(self, width: int) -> int:
@@ -341,6 +352,16 @@ class FormulaRecognizer:
                 batches.append((margin, batch))
         return batches
 
+    def _in_reading_order(self, hyps: list[dict]) -> list[dict]:
+        """A right-to-left model's hypotheses turned round: tokens left to right, each with its
+        own attention map (the end token's stays last)."""
+        if self.direction == "r2l":
+            for h in hyps:
+                n = len(h["ids"])
+                h["ids"] = h["ids"][::-1]
+                h["alphas"] = np.concatenate([h["alphas"][:n][::-1], h["alphas"][n:]])
+        return hyps
+
     @staticmethod
     def per_token(hyp: dict) -> float:
         """A reading's log-probability per token (the end token counted): how readings with
@@ -356,7 +377,7 @@ class FormulaRecognizer:
             else:
                 hyps = self.decoder.beam(batch, beam_width, self.step_limit(batch.shape[2]),
                                          balance=self.balance_braces)
-            readings.append((hyps, batch, margin))
+            readings.append((self._in_reading_order(hyps), batch, margin))
         # with several margins: the reading whose best hypothesis is likeliest per token
         hyps, batch, margin = max(readings, key=lambda r: self.per_token(r[0][0]))
         ms = (time.perf_counter() - start) * 1000
@@ -381,7 +402,8 @@ class FormulaRecognizer:
         several margins, each input's likeliest reading per token."""
         best: list[dict] | None = None
         for _, batch in self._paddings(arrays):
-            hyps = self.decoder.greedy(batch, self.step_limit(batch.shape[2]), self.balance_braces)
+            hyps = self._in_reading_order(
+                self.decoder.greedy(batch, self.step_limit(batch.shape[2]), self.balance_braces))
             best = hyps if best is None else [max(a, b, key=self.per_token) for a, b in zip(best, hyps)]
         return best
 
@@ -398,6 +420,26 @@ class FormulaRecognizer:
             if progress is not None:
                 progress(min(start + batch_size, len(order)), len(order))
         return out
+
+    def score(self, array: np.ndarray, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """How likely this model finds each of ``sequences`` (token ids, left to right, whatever the
+        model's direction) for one input: ``(readings, len(sequences))``, the total log-probability
+        of each sequence with its end token, teacher-forced, as read with each of the margins."""
+        if not sequences:
+            return np.zeros((len(self._paddings([array])), 0), np.float32)
+        if self.direction == "r2l":
+            sequences = [list(seq)[::-1] for seq in sequences]
+        tokens_in, targets = pad_tokens(sequences, self.vocab)
+        if not hasattr(self, "_forward"):
+            self._forward = tf.function(lambda images, tokens: main_logits(self.model([images, tokens], training=False)),
+                                        reduce_retracing=True)
+        out = []
+        for _, batch in self._paddings([array]):
+            logits = self._forward(tf.constant(np.repeat(batch, len(sequences), 0)), tf.constant(tokens_in))
+            logp = tf.nn.log_softmax(logits).numpy()
+            picked = np.take_along_axis(logp, targets[..., None], -1)[..., 0]
+            out.append((picked * (targets != self.vocab.pad_id)).sum(1))
+        return np.array(out, np.float32)
 
     def feature_maps(self, array: np.ndarray, layer: str) -> np.ndarray:
         """The activations ``(h, w, channels)`` of one encoder layer (``conv1`` .. ``conv5``,

@@ -113,7 +113,7 @@ class TypesetBatches(BatchSource):
                  max_tokens: int = 160, seed: int = 0, augment: bool = True, height: int = TYPESET_HEIGHT,
                  max_width: int = TYPESET_MAX_WIDTH, progress: Callable[[int, int], None] | None = None,
                  token_dropout: float = 0.0, also: Sequence[str | os.PathLike] = (), also_share: float = 0.5,
-                 pad_margin: int = 0):
+                 pad_margin: int = 0, reverse: bool = False):
         """``also``: folders with other renderings of the same formulas (other fonts, ``data render
         --engine mathtext-dejavusans``); with augmentation, a formula is drawn from one of them a
         ``also_share`` of the time, else from its main rendering. Buckets follow the main one."""
@@ -143,7 +143,7 @@ class TypesetBatches(BatchSource):
                 progress(i + 1, len(kept))
         super().__init__([vocab.encode(f.tokens) for f in kept], [a.shape[1] for a in self.plain], vocab,
                          batch_size, seed, height, max_pixels=batch_size * 480, token_dropout=token_dropout,
-                         pad_margin=pad_margin)
+                         pad_margin=pad_margin, reverse=reverse)
 
     def image(self, i: int) -> np.ndarray:
         if self.augment:

@@ -277,22 +277,12 @@ def test_pictures_of_handwriting_reach_the_model_with_the_training_pen(pen, tmp_
 def test_searches_keep_braces_paired():
     """A model whose output layer ranks "}" first, "{" second and the end token third, whatever it
     sees: free, it closes groups it never opened; kept balanced, it pairs them."""
-    import keras
-
     from mathocr.formula_data import pad_batch
     from mathocr.formula_decode import FormulaRecognizer
-    from mathocr.formula_model import build_formula_model
     from mathocr.latex import Vocabulary
 
-    keras.utils.set_random_seed(3)
     vocab = Vocabulary.from_sequences(f.tokens for f in synthetic_formulas())
-    model = build_formula_model(len(vocab), config=tiny_config())
-    logits = model.get_layer("logits")
-    kernel, bias = logits.get_weights()
-    bias[:] = -20.0
-    for token, value in (("}", 2.0), ("{", 1.0), (vocab.END, 0.0)):
-        bias[vocab.index[token]] = value
-    logits.set_weights([kernel * 0.0, bias])
+    model = biased_model(vocab, {"}": 2.0, "{": 1.0, vocab.END: 0.0})
     decoder = FormulaRecognizer(model, vocab).decoder
     image = pad_batch([np.random.default_rng(0).uniform(size=(48, 96)).astype(np.float32)])
 
@@ -319,3 +309,94 @@ def tf_log_uniform(rows: int, columns: int):
     import tensorflow as tf
 
     return tf.fill([rows, columns], -float(np.log(columns)))
+
+
+def biased_model(vocab, ranking):
+    """A tiny model whose output layer ranks the tokens of ``ranking`` (token -> logit) above all
+    others, whatever it sees."""
+    import keras
+
+    from mathocr.formula_model import build_formula_model
+
+    keras.utils.set_random_seed(3)
+    model = build_formula_model(len(vocab), config=tiny_config())
+    logits = model.get_layer("logits")
+    kernel, bias = logits.get_weights()
+    bias[:] = -20.0
+    for token, value in ranking.items():
+        bias[vocab.index[token]] = value
+    logits.set_weights([kernel * 0.0, bias])
+    return model
+
+
+def test_right_to_left_models_learn_reversed_targets_and_answer_in_reading_order(tmp_path):
+    from mathocr.formula_data import TrainingBatches, pad_batch
+    from mathocr.formula_decode import FormulaRecognizer
+    from mathocr.latex import Vocabulary
+
+    formulas = synthetic_formulas()
+    vocab = Vocabulary.from_sequences(f.tokens for f in formulas)
+    batch = list(range(len(formulas)))
+    _, forward = TrainingBatches(formulas, vocab, batch_size=6, seed=0, augment=False).make_batch(batch)
+    _, backward = TrainingBatches(formulas, vocab, batch_size=6, seed=0, augment=False, reverse=True).make_batch(batch)
+    for f, row in zip(formulas, backward):
+        assert vocab.decode([int(i) for i in row if i not in (vocab.pad_id, vocab.end_id)]) == f.tokens[::-1]
+    assert (backward != vocab.pad_id).sum() == (forward != vocab.pad_id).sum()
+
+    # a model that prefers "{" to "}" to the end: read right to left, "}" opens a group and "{"
+    # closes it, so the balanced search writes "} {" pairs, which turned round read "{ }"
+    model = biased_model(vocab, {"{": 2.0, "}": 1.0, vocab.END: 0.0})
+    image = np.random.default_rng(0).uniform(size=(48, 96)).astype(np.float32)
+    backward = FormulaRecognizer(model, vocab, direction="r2l")
+    padded = pad_batch([image], margin=backward.margin)
+    raw = backward.decoder.greedy(padded, backward.step_limit(padded.shape[2]))[0]
+    n = len(raw["ids"])
+    assert n > 8 and vocab.decode(raw["ids"]) == ["}", "{"] * (n // 2)
+    result = backward.recognize_array(image)
+    assert result.tokens == ["{", "}"] * (n // 2)
+    np.testing.assert_array_equal(result.attention[:n], raw["alphas"][:n][::-1])  # each token keeps its map
+    forward = FormulaRecognizer(model, vocab)
+    assert forward.recognize_array(image).tokens == ["{"] * n  # left to right it never closes one
+    backward.save(tmp_path / "r2l")
+    assert FormulaRecognizer.load(tmp_path / "r2l").direction == "r2l"
+    with pytest.raises(ValueError, match="right to left"):
+        FormulaRecognizer(model, vocab, direction="up")
+
+
+@pytest.mark.parametrize("direction", ["l2r", "r2l"])
+def test_scoring_a_sequence_gives_the_log_probability_the_search_found(direction):
+    """``score`` (teacher-forced, all steps at once) agrees with the stepped beam search on the
+    log-probability of each hypothesis, for every margin, in both reading directions."""
+    import keras
+
+    from mathocr.formula_data import TrainingBatches, pad_batch, plain_images
+    from mathocr.formula_decode import FormulaRecognizer
+    from mathocr.formula_model import build_formula_model, compile_formula_model
+    from mathocr.latex import Vocabulary
+
+    keras.utils.set_random_seed(2)
+    formulas = synthetic_formulas()
+    vocab = Vocabulary.from_sequences(f.tokens for f in formulas)
+    model = compile_formula_model(build_formula_model(len(vocab), config=tiny_config()), learning_rate=1e-2)
+    batches = iter(TrainingBatches(formulas, vocab, batch_size=6, seed=0, augment=False, reverse=direction == "r2l"))
+    for _ in range(40):  # enough for its hypotheses to end
+        model.train_on_batch(*next(batches))
+    recognizer = FormulaRecognizer(model, vocab, direction=direction)
+    recognizer.margins = (32, 96)
+    ended = 0
+    for array in plain_images(formulas)[:3]:
+        hypotheses = []
+        for margin in recognizer.margins:
+            batch = pad_batch([array], margin=margin)
+            hypotheses.append(recognizer._in_reading_order(recognizer.decoder.beam(batch, 3, 12)))
+        for row, hyps in enumerate(hypotheses):
+            scores = recognizer.score(array, [h["ids"] for h in hyps])
+            assert scores.shape == (2, 3) and (scores < 0).all()
+            for h, score in zip(hyps, scores[row]):
+                if h["ended"]:  # its end token is part of both
+                    assert score == pytest.approx(h["logprob"], abs=2e-4)
+                    ended += 1
+                else:  # the search stopped before the end token, whose probability the score adds
+                    assert score < h["logprob"] + 2e-4
+    assert ended >= 6
+    assert recognizer.score(array, []).shape == (2, 0)

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pad-margin", type=int, default=0, metavar="MAX",
                         help="pad each training batch with 0..MAX blank columns after its widest formula (the "
                              "models read their inputs with such a margin)")
+    parser.add_argument("--direction", default="l2r", choices=("l2r", "r2l"),
+                        help="r2l: learn to write each formula from its last token to its first (a second "
+                             "opinion for rescoring; see evaluate --rescore-with)")
     parser.add_argument("--lr-schedule", default="plateau", choices=("plateau", "cosine"),
                         help="plateau: halve the learning rate when --lr-monitor stops improving for 4 epochs; "
                              "cosine: decay it from --learning-rate to 1e-5 along half a cosine over --epochs")
@@ -186,7 +189,8 @@ def export(run, model_path: Path, vocab: Vocabulary, directory, config: dict) ->
 
     model = keras.saving.load_model(model_path, compile=False)
     kind = config.get("kind", "handwritten")
-    recognizer = FormulaRecognizer(model, vocab, config["height"], config["max_width"])
+    recognizer = FormulaRecognizer(model, vocab, config["height"], config["max_width"],
+                                   config.get("direction", "l2r"))
     recognizer.margins = EXPORT_MARGINS[kind]
     recognizer.save(directory, {"run": str(run.path), "model": config["model"], "kind": kind})
 
@@ -235,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
-        "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "pad_margin": args.pad_margin, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
+        "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "pad_margin": args.pad_margin, "direction": args.direction, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset, "also_rendered": args.also_rendered,
         "kind": "typeset" if typeset else "handwritten",
     }
@@ -263,9 +267,10 @@ def main(argv: list[str] | None = None) -> int:
              else {"augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols})
     source = batches(train, vocab, args.batch_size, args.max_tokens, seed=args.seed,
                      augment=not args.no_augment, height=args.height, max_width=args.max_width,
-                     token_dropout=args.token_dropout, pad_margin=args.pad_margin, **extra)
+                     token_dropout=args.token_dropout, pad_margin=args.pad_margin,
+                     reverse=args.direction == "r2l", **extra)
     val_source = batches(val, vocab, args.batch_size, max_tokens=10_000, seed=0, augment=False,
-                         height=args.height, max_width=args.max_width)
+                         height=args.height, max_width=args.max_width, reverse=args.direction == "r2l")
     val_arrays = val_source.plain if typeset else plain_images(val, args.height, args.max_width)
     steps = args.steps_per_epoch or source.steps_per_epoch()
     print(f"{len(source.formulas)} training formulas ({len(train) - len(source.formulas)} longer than "
@@ -295,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"initialised from {args.init_from}", flush=True)
             compile_formula_model(model, args.learning_rate, args.guide_weight, args.ema)
     model.summary(print_fn=lambda line, **_: print(line))
-    recognizer = FormulaRecognizer(model, vocab, args.height, args.max_width)
+    recognizer = FormulaRecognizer(model, vocab, args.height, args.max_width, args.direction)
 
     callbacks = runs.training_callbacks(run, monitor="val_exprate", mode="max", patience=args.patience,
                                         steps_per_epoch=steps, epochs=args.epochs)
