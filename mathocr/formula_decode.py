@@ -258,6 +258,7 @@ class FormulaRecognizer:
     MODEL_FILE = "formulas.keras"
     VOCAB_FILE = "vocabulary.json"
     CONFIG_FILE = "config.json"
+    RESCORER_DIR = "rescorer"
 
     DIRECTIONS = ("l2r", "r2l")
 
@@ -280,6 +281,12 @@ class FormulaRecognizer:
         self.pen_normalise = True  # handwritten pictures: strokes brought to the training pen (formula_data.normalise_pen)
         self.margins: tuple[int, ...] = (MARGIN,)
         self.kind = "handwritten"  # or "typeset": set by load from config.json
+        # A second model (e.g. one reading right to left) that re-ranks the candidates of all the
+        # readings: each is scored by its log-probability per token under this model (in the reading
+        # that found it) plus ``rescore_weight`` times its mean log-probability per token under the
+        # second model (``score``). config.json: "rescore": {"model": SUBFOLDER, "weight": W}.
+        self.rescorer: FormulaRecognizer | None = None
+        self.rescore_weight = 0.0
 
     @classmethod
     def load(cls, directory: str | Path) -> "FormulaRecognizer":
@@ -299,6 +306,9 @@ class FormulaRecognizer:
         recognizer.kind = config.get("kind", "handwritten")  # or "typeset": what it was trained on
         margins = config.get("margins", [config.get("margin", MARGIN)])  # "margin": models of before margins
         recognizer.margins = tuple(int(m) for m in margins)
+        if config.get("rescore"):
+            recognizer.rescorer = cls.load(directory / config["rescore"]["model"])
+            recognizer.rescore_weight = float(config["rescore"]["weight"])
         return recognizer
 
     def save(self, directory: str | Path, extra_config: dict | None = None) -> None:
@@ -308,6 +318,9 @@ class FormulaRecognizer:
         self.vocab.save(directory / self.VOCAB_FILE)
         config = {"height": self.height, "max_width": self.max_width, "margins": list(self.margins),
                   "direction": self.direction, **(extra_config or {})}
+        if self.rescorer is not None:
+            self.rescorer.save(directory / self.RESCORER_DIR)
+            config["rescore"] = {"model": self.RESCORER_DIR, "weight": self.rescore_weight}
         (directory / self.CONFIG_FILE).write_text(json.dumps(config, indent=2))
 
     def step_limit(self, width: int) -> int:
@@ -378,8 +391,10 @@ class FormulaRecognizer:
                 hyps = self.decoder.beam(batch, beam_width, self.step_limit(batch.shape[2]),
                                          balance=self.balance_braces)
             readings.append((self._in_reading_order(hyps), batch, margin))
-        # with several margins: the reading whose best hypothesis is likeliest per token
-        hyps, batch, margin = max(readings, key=lambda r: self.per_token(r[0][0]))
+        if self.rescoring:
+            hyps, batch, margin = self._rescored(array, readings)
+        else:  # with several margins: the reading whose best hypothesis is likeliest per token
+            hyps, batch, margin = max(readings, key=lambda r: self.per_token(r[0][0]))
         ms = (time.perf_counter() - start) * 1000
         candidates = []
         for h in hyps:
@@ -387,9 +402,37 @@ class FormulaRecognizer:
             candidates.append(Candidate(" ".join(tokens), tokens, h["logprob"]))
         best = hyps[0]
         # the image as the model read it (with its margin), so attention maps lie over it cell for cell
+        extra = {"margin": margin, "per_token": self.per_token(best), "readings": len(readings)}
+        if "rescored" in best:
+            extra["rescored"] = best["rescored"]
         return Recognition(candidates[0].latex, candidates[0].tokens, best["logprob"], candidates,
-                           batch[0, :, :, 0], best["alphas"], best["ended"], ms,
-                           {"margin": margin, "per_token": self.per_token(best), "readings": len(readings)})
+                           batch[0, :, :, 0], best["alphas"], best["ended"], ms, extra)
+
+    @property
+    def rescoring(self) -> bool:
+        return self.rescorer is not None and self.rescore_weight > 0
+
+    def _rescored(self, array: np.ndarray, readings: list) -> tuple[list[dict], np.ndarray, int]:
+        """The hypotheses of all ``readings`` (hypotheses, batch, margin), each once, ranked by this
+        model's log-probability per token in the reading that found it (the best such reading
+        if several did) plus ``rescore_weight`` times the rescorer's, mean over its readings; each
+        hypothesis gets that score as ``rescored``. Returns them with the batch and margin of the
+        reading behind the best."""
+        found: dict[tuple, tuple[dict, np.ndarray, int]] = {}
+        for hyps, batch, margin in readings:
+            for h in hyps:
+                key = tuple(int(i) for i in h["ids"])
+                if key not in found or self.per_token(h) > self.per_token(found[key][0]):
+                    found[key] = (h, batch, margin)
+        keys = list(found)
+        lengths = np.array([len(k) + 1 for k in keys], np.float32)
+        second = (self.rescorer.score(array, keys) / lengths).mean(axis=0)
+        scored = []
+        for key, other in zip(keys, second):
+            h, batch, margin = found[key]
+            scored.append(({**h, "rescored": float(self.per_token(h) + self.rescore_weight * other)}, batch, margin))
+        scored.sort(key=lambda item: -item[0]["rescored"])
+        return [h for h, _, _ in scored], scored[0][1], scored[0][2]
 
     def recognize_strokes(self, strokes, beam_width: int = 1) -> Recognition:
         return self.recognize_array(self.input_from_strokes(strokes), beam_width)
@@ -399,13 +442,17 @@ class FormulaRecognizer:
 
     def recognize_batch(self, arrays: Sequence[np.ndarray]) -> list[dict]:
         """Greedy hypotheses (see ``FormulaDecoder.greedy``) for inputs decoded together; with
-        several margins, each input's likeliest reading per token."""
-        best: list[dict] | None = None
-        for _, batch in self._paddings(arrays):
+        several margins, each input's likeliest reading per token (or, with a ``rescorer``, the
+        readings' answers re-ranked as ``recognize_array`` does)."""
+        readings = []
+        for margin, batch in self._paddings(arrays):
             hyps = self._in_reading_order(
                 self.decoder.greedy(batch, self.step_limit(batch.shape[2]), self.balance_braces))
-            best = hyps if best is None else [max(a, b, key=self.per_token) for a, b in zip(best, hyps)]
-        return best
+            readings.append((hyps, batch, margin))
+        if self.rescoring:
+            return [self._rescored(array, [([hyps[i]], batch[i:i + 1], margin) for hyps, batch, margin in readings])[0][0]
+                    for i, array in enumerate(arrays)]
+        return [max((hyps[i] for hyps, _, _ in readings), key=self.per_token) for i in range(len(arrays))]
 
     def recognize_many(self, arrays: Sequence[np.ndarray], batch_size: int = 32, progress=None) -> list[dict]:
         """Greedy hypotheses for many inputs, batched by width (the order of ``arrays`` is kept);

@@ -135,6 +135,13 @@ def cmd_evaluate_formulas(args) -> int:
     recognizer.balance_braces = not args.no_brace_balance
     if args.margin is not None:
         recognizer.margins = args.margin
+    if args.rescore_with:
+        from mathocr.formula_decode import FormulaRecognizer
+
+        recognizer.rescorer = FormulaRecognizer.load(args.rescore_with)
+        recognizer.rescore_weight = 1.0
+    if args.rescore_weight is not None:
+        recognizer.rescore_weight = args.rescore_weight
     progress = None if args.json else _progress("recognizing")
     if args.images:
         if not args.labels:
@@ -177,7 +184,9 @@ def cmd_evaluate_formulas(args) -> int:
         report = evaluate_formulas(recognizer, formulas, args.beam, args.batch_size, progress, args.as_picture)
     scores = report["scores"]
     scores.update(source=source, model=str(args.model or "models/formulas"),
-                  picture=list(args.as_picture) if args.as_picture else None, pen_normalise=recognizer.pen_normalise)
+                  picture=list(args.as_picture) if args.as_picture else None, pen_normalise=recognizer.pen_normalise,
+                  rescore={"model": args.rescore_with or "config.json",
+                           "weight": recognizer.rescore_weight} if recognizer.rescoring else None)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1, ensure_ascii=False))
     if args.json:
@@ -272,6 +281,11 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
                     help="read handwritten pictures with their own stroke width (to measure what normalising it gains)")
     ev.add_argument("--no-brace-balance", action="store_true",
                     help="let searches emit unpaired { and } (to measure what keeping them paired gains)")
+    ev.add_argument("--rescore-with", metavar="DIR",
+                    help="a second model (e.g. a right-to-left one, training.formulas --direction r2l) that re-ranks "
+                         "the candidates of all readings (weight 1 unless --rescore-weight)")
+    ev.add_argument("--rescore-weight", type=float, metavar="W",
+                    help="the second model's weight in the re-ranking (0: off; default: the model's config.json)")
     ev.add_argument("--worst", type=int, default=10, help="how many of the worst examples to show")
     ev.add_argument("--out", help="write every example and the scores to this JSON file")
     ev.add_argument("--json", action="store_true", help="print one JSON object")

@@ -400,3 +400,43 @@ def test_scoring_a_sequence_gives_the_log_probability_the_search_found(direction
                     assert score < h["logprob"] + 2e-4
     assert ended >= 6
     assert recognizer.score(array, []).shape == (2, 0)
+
+
+def test_a_second_model_re_ranks_the_candidates_of_all_readings(tmp_path):
+    from mathocr.formula_decode import FormulaRecognizer
+
+    first = FormulaRecognizer.load(save_tiny_recognizer(tmp_path / "first", train_steps=20))
+    second = FormulaRecognizer.load(save_tiny_recognizer(tmp_path / "second", train_steps=5))
+    second.direction = "r2l"  # any model can rescore; this one reads the sequences backwards
+    second.margins = (0, 64)
+    first.margins = (32, 96)
+    arrays = [first.input_from_strokes(f.strokes) for f in synthetic_formulas()[:3]]
+    plain = [first.recognize_array(a, 3) for a in arrays]
+    first.rescorer, first.rescore_weight = second, 0.0
+    assert not first.rescoring and [first.recognize_array(a, 3).tokens for a in arrays] == [p.tokens for p in plain]
+    changed = 0
+    for weight in (0.5, 50.0):
+        first.rescore_weight = weight
+        for array, alone in zip(arrays, plain):
+            result = first.recognize_array(array, 3)
+            ids = [first.vocab.encode(c.tokens) for c in result.candidates]
+            assert len(set(map(tuple, ids))) == len(ids) >= 3  # all readings' candidates, each once
+            lengths = np.array([len(i) + 1 for i in ids])
+            expected = [c.logprob for c in result.candidates] / lengths + weight * (
+                second.score(array, ids) / lengths).mean(axis=0)
+            assert list(expected) == sorted(expected, reverse=True)
+            assert result.extra["rescored"] == pytest.approx(expected[0], abs=1e-4)
+            if weight == 50.0:  # the second model decides alone
+                own = (second.score(array, ids) / lengths).mean(axis=0)
+                assert own[0] == pytest.approx(own.max(), abs=1e-4)
+                changed += result.tokens != alone.tokens
+        # the batched search re-ranks its readings' answers the same way
+        for array in arrays:
+            (h,), single = first.recognize_many([array], batch_size=1), first.recognize_array(array)
+            assert h["tokens"] == single.tokens and h["rescored"] == pytest.approx(single.extra["rescored"], abs=1e-4)
+    assert changed  # here the second model overrules the first at least once
+    # saved with its rescorer, loaded with it
+    first.save(tmp_path / "both")
+    loaded = FormulaRecognizer.load(tmp_path / "both")
+    assert loaded.rescorer.direction == "r2l" and loaded.rescorer.margins == (0, 64) and loaded.rescore_weight == 50.0
+    assert loaded.recognize_array(arrays[0], 3).tokens == first.recognize_array(arrays[0], 3).tokens

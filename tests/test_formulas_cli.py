@@ -182,3 +182,23 @@ def test_cosine_schedule_runs_from_the_learning_rate_to_the_floor(inkml_dir, tmp
     with open(tmp_path / "runs" / "formulas" / "cos" / "metrics.csv", newline="") as handle:
         logged = [float(row["learning_rate"]) for row in csv.DictReader(handle)]
     assert logged == pytest.approx([0.01, (0.01 + 1e-5) / 2, 1e-5], rel=1e-4)
+
+
+def test_a_right_to_left_model_trains_and_rescores_the_evaluation(model_dir, inkml_dir, tmp_path, capsys):
+    from mathocr.formula_decode import FormulaRecognizer
+    from training.formulas import main
+
+    assert main(["--name", "backwards", "--runs", str(tmp_path / "runs"), "--train-dir", str(inkml_dir),
+                 "--val-dir", str(inkml_dir), "--filters", "4,8,8,8,8", "--units", "16", "--attention-dim", "16",
+                 "--batch-size", "6", "--verbose", "0", "--epochs", "1", "--no-test", "--direction", "r2l",
+                 "--export", str(tmp_path / "r2l")]) == 0
+    assert json.loads((tmp_path / "runs" / "formulas" / "backwards" / "config.json").read_text())["direction"] == "r2l"
+    assert FormulaRecognizer.load(tmp_path / "r2l").direction == "r2l"
+    capsys.readouterr()  # the training log
+    args = ["evaluate", "formulas", "--model", str(model_dir), "--inkml-dir", str(inkml_dir), "--json"]
+    plain = json.loads(run_cli(args, capsys)[1].out)
+    assert plain["rescore"] is None
+    rescored = json.loads(run_cli(args + ["--rescore-with", str(tmp_path / "r2l")], capsys)[1].out)
+    assert rescored["rescore"] == {"model": str(tmp_path / "r2l"), "weight": 1.0} and rescored["n"] == plain["n"]
+    off = json.loads(run_cli(args + ["--rescore-with", str(tmp_path / "r2l"), "--rescore-weight", "0"], capsys)[1].out)
+    assert off["rescore"] is None and off["exprate"] == plain["exprate"] and off["bleu4"] == plain["bleu4"]
