@@ -29,6 +29,18 @@ def _progress_bar(description: str):
     return update
 
 
+def picture_size(text: str) -> tuple[int, float]:
+    """``HEIGHT,PEN`` of the ``--as-picture`` options (evaluate formulas, evaluate symbols)."""
+    try:
+        height, pen = text.split(",")
+        height, pen = int(height), float(pen)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHT,PEN (e.g. 150,4), not {text!r}") from None
+    if height < 16 or pen <= 0:
+        raise argparse.ArgumentTypeError(f"a picture at least 16 pixels high and a pen wider than 0: {text!r}")
+    return height, pen
+
+
 def cmd_data_info(args) -> int:
     from mathocr import data
 

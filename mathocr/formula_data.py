@@ -108,7 +108,7 @@ def formula_bitmap(image: Image.Image, height: int = HEIGHT, max_width: int = MA
 PEN_WORK_SCALE = 4  # pens are measured and changed at this many times the model's resolution
 
 
-def normalise_pen(image: Image.Image, height: int, max_width: int, pen: float) -> Image.Image:
+def normalise_pen(image: Image.Image, height: int, max_width: int, pen: float, thin: bool = True) -> Image.Image:
     """The picture's ink cropped, scaled to ``PEN_WORK_SCALE`` times the size a model reads it at,
     with its strokes thickened (a minimum filter on dark ink) or thinned (a maximum filter) so that
     their median width (``formula_kind.stroke_widths``) is about ``pen * PEN_WORK_SCALE``. A photo
@@ -116,7 +116,8 @@ def normalise_pen(image: Image.Image, height: int, max_width: int, pen: float) -
     model with strokes of 4 or 0.5 pixels. Measured on CROHME 2014 (``evaluate formulas --as-picture
     150,PEN [--no-pen-normalise]``: each formula drawn 150 pixels high, greedy, three margins): a 2-pixel
     pen (0.64 at the model's scale) 19.6 % -> 21.5 % ExpRate, a 12-pixel one (3.8) 5.9 % -> 20.7 %, a
-    5-pixel one (1.6, as trained) 22.2 % -> 21.8 %; read from the ink itself, 21.4 %."""
+    5-pixel one (1.6, as trained) 22.2 % -> 21.8 %; read from the ink itself, 21.4 %. With ``thin``
+    False, strokes wider than ``pen`` are only cropped and scaled (``symbol_data.picture_image``)."""
     from PIL import ImageFilter
 
     from mathocr.formula_kind import stroke_widths
@@ -137,7 +138,7 @@ def normalise_pen(image: Image.Image, height: int, max_width: int, pen: float) -
     change = pen * PEN_WORK_SCALE - float(np.median(widths))
     # a filter of size k widens or narrows a stroke by k - 1 (at most by 4 pixels at the model's scale)
     size = min(2 * int(round(abs(change) / 2)) + 1, 4 * PEN_WORK_SCALE + 1)
-    if size < 3:
+    if size < 3 or (change < 0 and not thin):
         return work
     return work.filter(ImageFilter.MinFilter(size) if change > 0 else ImageFilter.MaxFilter(size))
 

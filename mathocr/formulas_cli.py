@@ -106,19 +106,6 @@ def _margins(text: str) -> tuple[int, ...]:
     return margins
 
 
-def _picture(text: str) -> tuple[int, float]:
-    import argparse
-
-    try:
-        height, pen = text.split(",")
-        height, pen = int(height), float(pen)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHT,PEN (e.g. 150,4), not {text!r}") from None
-    if height < 16 or pen <= 0:
-        raise argparse.ArgumentTypeError(f"a picture at least 16 pixels high and a pen wider than 0: {text!r}")
-    return height, pen
-
-
 def _progress(description: str):
     from mathocr.cli import _progress_bar
 
@@ -254,6 +241,8 @@ def cmd_benchmark_formulas(args) -> int:
 
 
 def add_commands(evaluate_sub, benchmark_sub) -> None:
+    from mathocr.cli import picture_size
+
     ev = evaluate_sub.add_parser("formulas", help="ExpRate, <=1, <=2 errors, BLEU-4 of the formula model")
     ev.add_argument("--model", help="model directory (default: models/formulas)")
     ev.add_argument("--inkml-dir", help="a folder of InkML files with truths (default: CROHME's --split)")
@@ -274,7 +263,7 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     ev.add_argument("--margin", type=_margins, metavar="N[,N...]",
                     help="blank columns added after each input before reading it; several (64,128,192): read with "
                          "each and answer with the likeliest reading per token (default: the model's config.json)")
-    ev.add_argument("--as-picture", type=_picture, metavar="HEIGHT,PEN",
+    ev.add_argument("--as-picture", type=picture_size, metavar="HEIGHT,PEN",
                     help="InkML: draw each formula as a picture HEIGHT pixels high with a PEN pixels wide and read it "
                          "as an upload (a photo's or scan's path through the model)")
     ev.add_argument("--no-pen-normalise", action="store_true",

@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
+from PIL import Image
 
 from mathocr.data import cache_dir, crohme_files
 from mathocr.inkml import ReadReport, iter_inkml
 from mathocr.latex import normalize_symbol
-from mathocr.render import ink_array, render_strokes
+from mathocr.render import fit_bitmap, ink_array, render_strokes
 
 CACHE_VERSION = 2  # bump when rendering or the context changes
 DEFAULT_SIZE = 32
@@ -46,6 +47,30 @@ def stroke_width_for(size: int) -> float:
 def symbol_image(strokes: Sequence[np.ndarray], size: int = DEFAULT_SIZE) -> np.ndarray:
     """One symbol's strokes as a model input: float32 ``(size, size)`` ink in [0, 1]."""
     return ink_array(render_strokes(strokes, size, size, stroke_width=stroke_width_for(size)))
+
+
+def picture_image(picture: Image.Image, size: int = DEFAULT_SIZE, pen_normalise: bool = True) -> np.ndarray:
+    """One symbol's picture (a paper-like image, ``render.load_image``'s output) as a model input:
+    cropped to its ink and fitted like ink, strokes thinner than the training pen first thickened to
+    it (``formula_data.normalise_pen``) unless ``pen_normalise`` is off. Thicker strokes are left
+    alone: the model, trained with pens up to half again as thick, reads them better than thinned
+    ones, whose closed loops and merged strokes stay blobs. CROHME 2014's symbols drawn 150 pixels
+    square (``evaluate symbols --as-picture 150,PEN [--no-pen-normalise]``): see the model card."""
+    if pen_normalise:
+        from mathocr.formula_data import normalise_pen
+
+        picture = normalise_pen(picture, size, size, stroke_width_for(size), thin=False)
+    return ink_array(fit_bitmap(picture, size, size))
+
+
+def _draw_symbol(strokes: Sequence[np.ndarray], size: int, picture: tuple[int, float] | None,
+                 pen_normalise: bool) -> np.ndarray:
+    """``symbol_image``, or with ``picture`` (side, pen width in pixels) the strokes drawn as a
+    square picture that size and read as an upload is (``picture_image``)."""
+    if picture is None:
+        return symbol_image(strokes, size)
+    side, pen = picture
+    return picture_image(render_strokes(strokes, side, side, stroke_width=pen), size, pen_normalise)
 
 
 # known (1/0), log(height / expression scale), log(width / expression scale), vertical offset of
@@ -98,29 +123,31 @@ class SymbolSet:
         return self.images.astype(np.float32) / 255.0
 
 
-def _render_file(job: tuple[str, int]) -> tuple[list[np.ndarray], list[str], list[np.ndarray]]:
-    path, size = job
+def _render_file(job: tuple) -> tuple[list[np.ndarray], list[str], list[np.ndarray]]:
+    path, size, picture, pen_normalise = job
     images, labels, contexts = [], [], []
     for ink in iter_inkml([path], ReadReport()):
         symbols = [(s, ink.symbol_strokes(s)) for s in ink.symbols]
         symbols = [(s, strokes) for s, strokes in symbols if any(len(stroke) for stroke in strokes)]
         context = symbol_context([strokes for _, strokes in symbols])
         for (symbol, strokes), row in zip(symbols, context):
-            images.append(np.round(symbol_image(strokes, size) * 255).astype(np.uint8))
+            images.append(np.round(_draw_symbol(strokes, size, picture, pen_normalise) * 255).astype(np.uint8))
             labels.append(normalize_symbol(symbol.label))
             contexts.append(row)
     return images, labels, contexts
 
 
 def render_symbol_files(paths: Iterable[str | os.PathLike], size: int = DEFAULT_SIZE, workers: int | None = None,
-                        progress: Callable[[int, int], None] | None = None) -> SymbolSet:
-    """Render every symbol of every InkML file (unusable files are skipped)."""
-    jobs = [(str(p), size) for p in paths]
+                        progress: Callable[[int, int], None] | None = None, picture: tuple[int, float] | None = None,
+                        pen_normalise: bool = True) -> SymbolSet:
+    """Render every symbol of every InkML file (unusable files are skipped). With ``picture``
+    (side, pen width in pixels) each is drawn as a square picture and read as an upload instead."""
+    jobs = [(str(p), size, picture, pen_normalise) for p in paths]
     workers = workers or min(2, os.cpu_count() or 1)
     images, labels, sources, contexts = [], [], [], []
 
     def collect(results):
-        for done, ((path, _), (im, lab, ctx)) in enumerate(zip(jobs, results), 1):
+        for done, ((path, *_), (im, lab, ctx)) in enumerate(zip(jobs, results), 1):
             images.extend(im)
             labels.extend(lab)
             sources.extend([path] * len(lab))

@@ -19,8 +19,7 @@ import numpy as np
 from PIL import Image
 
 from mathocr.data import REPO_ROOT
-from mathocr.render import fit_bitmap, ink_array
-from mathocr.symbol_data import CONTEXT_FEATURES, SymbolSet, symbol_image
+from mathocr.symbol_data import CONTEXT_FEATURES, SymbolSet, picture_image, symbol_image
 
 SHIPPED_MODEL_DIR = REPO_ROOT / "models" / "symbols"
 MODEL_FILE = "symbols.keras"
@@ -85,6 +84,7 @@ class SymbolRecognizer:
         if self.model.output_shape[-1] != len(self.labels):
             raise ValueError(f"{model_path} has {self.model.output_shape[-1]} outputs but {len(self.labels)} labels")
         self.index = {label: i for i, label in enumerate(self.labels)}
+        self.pen_normalise = True  # pictures: strokes brought to the training pen (symbol_data.picture_image)
         # a second input: the symbol's size and place in its expression (symbol_data.symbol_context)
         self.uses_context = len(self.model.inputs) == 2
         # one compiled call for the interactive path: model.predict costs ~100 ms of overhead a call
@@ -97,8 +97,9 @@ class SymbolRecognizer:
         return symbol_image(strokes, self.size)
 
     def image_from_picture(self, picture: Image.Image) -> np.ndarray:
-        """A paper-like image (``render.load_image``'s output) cropped to its ink and fitted like ink."""
-        return ink_array(fit_bitmap(picture, self.size, self.size))
+        """A paper-like image (``render.load_image``'s output) cropped to its ink and fitted like ink,
+        its strokes brought to the training pen unless ``pen_normalise`` is off."""
+        return picture_image(picture, self.size, self.pen_normalise)
 
     # -- outputs -------------------------------------------------------------------------------
     def probabilities(self, images: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:

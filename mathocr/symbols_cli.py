@@ -30,24 +30,32 @@ def cmd_evaluate_symbols(args) -> int:
     if not files:
         raise FileNotFoundError(f"no .inkml files under {directory}")
     recognizer = _recognizer(args.model)
+    recognizer.pen_normalise = not args.no_pen_normalise
     start = time.perf_counter()
-    symbols = render_symbol_files(files, recognizer.size)
+    symbols = render_symbol_files(files, recognizer.size, picture=args.as_picture, pen_normalise=recognizer.pen_normalise)
     render_seconds = time.perf_counter() - start
     if len(symbols) == 0:
         raise ValueError(f"the {len(files)} InkML files under {directory} hold no segmented symbols")
+    # an uploaded symbol stands alone: no expression around it to give a context model
     evaluation = evaluate_symbols(recognizer, symbols, batch_size=args.batch_size, render_seconds=render_seconds,
-                                  use_context=not args.no_context)
+                                  use_context=not (args.no_context or args.as_picture))
 
     if args.out:
         write_reports(evaluation, Path(args.out))
     if args.json:
         summary = evaluation.summary()
         summary.update(inkml_dir=str(directory), files=len(files), model=str(recognizer.directory),
+                       picture=list(args.as_picture) if args.as_picture else None,
+                       pen_normalise=recognizer.pen_normalise,
                        confusions=[list(c) for c in evaluation.confusions[: args.top]])
         print(json.dumps(summary))
         return 0
     print(f"{evaluation.n} symbols from {len(files)} files in {directory}")
     print(f"model: {recognizer.directory}")
+    if args.as_picture:
+        side, pen = args.as_picture
+        print(f"each drawn as a {side}-pixel square picture with a {pen:g}-pixel pen, read as an upload "
+              f"({'pen normalised' if recognizer.pen_normalise else 'pen as drawn'})")
     print(f"top-1 {evaluation.top1:.2%}   top-5 {evaluation.top5:.2%}"
           + ("   (with each symbol's size and place in its expression)" if evaluation.context else ""))
     print(f"model time {evaluation.ms_per_symbol:.3f} ms per symbol (batches of {evaluation.batch_size}); "
@@ -99,6 +107,8 @@ def cmd_benchmark_symbols(args) -> int:
 
 
 def add_commands(evaluate_sub, benchmark_sub) -> None:
+    from mathocr.cli import picture_size  # the same HEIGHT,PEN as evaluate formulas --as-picture
+
     evaluate = evaluate_sub.add_parser("symbols", help="top-1/top-5 of the symbol recognizer on InkML symbols")
     evaluate.add_argument("--inkml-dir", help="a directory of CROHME InkML files (default: CROHME's 2014 test set)")
     evaluate.add_argument("--data", help="data directory for the default test set (default: $MATHOCR_DATA)")
@@ -109,6 +119,11 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     evaluate.add_argument("--batch-size", type=int, default=256)
     evaluate.add_argument("--no-context", action="store_true",
                           help="hide each symbol's expression from a context model (as for a symbol drawn alone)")
+    evaluate.add_argument("--as-picture", type=picture_size, metavar="HEIGHT,PEN",
+                          help="draw each symbol as a picture HEIGHT pixels square with a PEN pixels wide and read it "
+                               "as an upload (a photo's or scan's path through the model; no context)")
+    evaluate.add_argument("--no-pen-normalise", action="store_true",
+                          help="read pictures with their own stroke width (to measure what normalising it gains)")
     evaluate.set_defaults(func=cmd_evaluate_symbols)
 
     bench = benchmark_sub.add_parser("symbols", help="latency of recognizing one symbol")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import subprocess
@@ -171,6 +172,69 @@ def test_recognizer_reads_pictures_like_strokes(trained_run, fmt, mode):
     assert len(candidates) == 5
     probabilities = [c.probability for c in candidates]
     assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.0001
+
+
+def _median_stroke_width(image: np.ndarray) -> float:
+    """Of a model input; 0 when no stroke is dark enough to have a middle (a faint trace)."""
+    from mathocr.formula_kind import stroke_widths
+
+    widths = stroke_widths(image.astype(np.float64))
+    return float(np.median(widths)) if widths.size else 0.0
+
+
+def test_pictures_drawn_with_a_thin_pen_reach_the_model_with_the_training_pen(trained_run):
+    from mathocr.symbol_data import stroke_width_for
+    from mathocr.symbols import SymbolRecognizer
+
+    recognizer = SymbolRecognizer(trained_run / "model")
+    assert recognizer.pen_normalise
+    trained = stroke_width_for(recognizer.size)  # 1.6 pixels at 32
+    for pen, label in itertools.product((2, 12), ("x", "2", "(")):
+        # drawn 150 pixels square: a 2-pixel pen reaches the model's 32 pixels as a faint 0.4-pixel
+        # trace, a 12-pixel marker as 2.3-pixel strokes
+        picture = render_strokes(glyph(label), 150, 150, stroke_width=pen)
+        normalised = _median_stroke_width(recognizer.image_from_picture(picture))
+        recognizer.pen_normalise = False
+        as_drawn = _median_stroke_width(recognizer.image_from_picture(picture))
+        recognizer.pen_normalise = True
+        if pen < 5:
+            assert abs(normalised - trained) < abs(as_drawn - trained) - 0.3, (pen, label, normalised, as_drawn)
+        else:  # thick strokes are not thinned: the model reads them better as they are
+            assert normalised == pytest.approx(as_drawn, abs=0.25) and normalised > trained + 0.4, (label, normalised)
+
+
+def test_pictures_without_pen_normalisation_are_only_fitted(trained_run):
+    from mathocr.render import fit_bitmap, ink_array
+    from mathocr.symbols import SymbolRecognizer
+
+    recognizer = SymbolRecognizer(trained_run / "model")
+    recognizer.pen_normalise = False
+    picture = render_strokes(glyph("a"), 150, 150, stroke_width=12)
+    assert np.array_equal(recognizer.image_from_picture(picture),
+                          ink_array(fit_bitmap(picture, recognizer.size, recognizer.size)))
+
+
+def test_evaluate_command_reads_inkml_drawn_as_pictures(trained_run, symbol_dirs, capsys):
+    from mathocr.cli import main
+
+    args = ["evaluate", "symbols", "--inkml-dir", str(symbol_dirs["test"]), "--model", str(trained_run / "model"),
+            "--json", "--as-picture", "150,12"]
+    results = {}
+    for flags in ([], ["--no-pen-normalise"]):
+        assert main(args + flags) == 0
+        results[bool(flags)] = json.loads(capsys.readouterr().out)
+    assert results[False]["picture"] == [150, 12.0] and results[False]["pen_normalise"] is True
+    assert results[True]["pen_normalise"] is False
+    for result in results.values():
+        # an upload stands alone: no context, even for a model that reads it
+        assert result["n"] == symbol_dirs["counts"]["test"] and result["context"] is False
+        assert 0 <= result["top1"] <= result["top5"] <= 1
+    assert main(args[:-2]) == 0 and json.loads(capsys.readouterr().out)["picture"] is None
+    assert main(args[:-3] + ["--as-picture", "150,12"]) == 0
+    assert "150-pixel square picture with a 12-pixel pen" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(args[:-1] + ["tall"])
+    assert exit_info.value.code == 2 and "HEIGHT,PEN" in capsys.readouterr().err
 
 
 def test_missing_model_says_how_to_make_one(tmp_path):
