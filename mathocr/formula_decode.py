@@ -403,8 +403,8 @@ class FormulaRecognizer:
         best = hyps[0]
         # the image as the model read it (with its margin), so attention maps lie over it cell for cell
         extra = {"margin": margin, "per_token": self.per_token(best), "readings": len(readings)}
-        if "rescored" in best:
-            extra["rescored"] = best["rescored"]
+        if "rescored" in best:  # the combined score, and the direction of the model that re-ranked
+            extra.update(rescored=best["rescored"], rescorer=self.rescorer.direction)
         return Recognition(candidates[0].latex, candidates[0].tokens, best["logprob"], candidates,
                            batch[0, :, :, 0], best["alphas"], best["ended"], ms, extra)
 

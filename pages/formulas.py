@@ -97,6 +97,10 @@ def show_answer(result, beam_width: int) -> None:
         if margin is not None:
             st.caption(f"The ink with at least {margin} blank columns after it"
                        + (f": the likeliest of {readings} readings with different margins." if readings > 1 else "."))
+        if "rescored" in result.extra:
+            reader = "reads right to left" if result.extra.get("rescorer") == "r2l" else "reads left to right"
+            st.caption(f"The candidates of all readings were ranked by this model's confidence together with a "
+                       f"second model's, one that {reader}: where the two agree, the answer is likelier right.")
         st.caption("The Formula attention page shows where the model looked for each token.")
 
 

@@ -65,13 +65,24 @@ def test_the_answer_says_how_the_model_read_the_drawing(model_dir, tmp_path, mon
     several = shutil.copytree(model_dir, tmp_path / "several")
     config = json.loads((several / "config.json").read_text())
     (several / "config.json").write_text(json.dumps({**config, "margins": [0, 96]}))
-    for directory, expected in ((model_dir, "at least 64 blank columns after it."),
-                                (several, "the likeliest of 2 readings with different margins")):
+    # and one whose candidates a right-to-left model re-ranks (config.json "rescore")
+    rescored = shutil.copytree(several, tmp_path / "rescored")
+    shutil.copytree(model_dir, rescored / "rescorer")
+    backwards = json.loads((rescored / "rescorer" / "config.json").read_text())
+    (rescored / "rescorer" / "config.json").write_text(json.dumps({**backwards, "direction": "r2l"}))
+    (rescored / "config.json").write_text(json.dumps({**config, "margins": [0, 96],
+                                                      "rescore": {"model": "rescorer", "weight": 0.5}}))
+    ranked = "second model's, one that reads right to left"
+    for directory, expected, absent in ((model_dir, "at least 64 blank columns after it.", ranked),
+                                        (several, "the likeliest of 2 readings with different margins", ranked),
+                                        (rescored, ranked, None)):
         at = open_page("formulas.py", directory, monkeypatch)
         at.session_state["formulas_canvas"] = canvas_state(DRAWING)
         at.run()
         assert not at.exception and not at.error
-        assert any(expected in c.value for c in at.caption), [c.value for c in at.caption]
+        captions = [c.value for c in at.caption]
+        assert any(expected in c for c in captions), captions
+        assert absent is None or not any(absent in c for c in captions)
 
 
 def test_switching_to_upload_waits_for_a_file(model_dir, monkeypatch):
