@@ -173,7 +173,7 @@ def cmd_evaluate_formulas(args) -> int:
     scores.update(source=source, model=str(args.model or "models/formulas"),
                   picture=list(args.as_picture) if args.as_picture else None, pen_normalise=recognizer.pen_normalise,
                   rescore={"model": args.rescore_with or "config.json",
-                           "weight": recognizer.rescore_weight} if recognizer.rescoring and args.beam > 1 else None)
+                           "weight": recognizer.rescore_weight} if recognizer.rescoring else None)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1, ensure_ascii=False))
     if args.json:
@@ -271,8 +271,8 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     ev.add_argument("--no-brace-balance", action="store_true",
                     help="let searches emit unpaired { and } (to measure what keeping them paired gains)")
     ev.add_argument("--rescore-with", metavar="DIR",
-                    help="a second model (e.g. a right-to-left one, training.formulas --direction r2l) that re-ranks "
-                         "the beam candidates of all readings (weight 1 unless --rescore-weight; greedy is left alone)")
+                    help="a second model (e.g. a right-to-left one, training.formulas --direction r2l) that searches "
+                         "too; both models' candidates are pooled and scored by both (weight 1 unless --rescore-weight)")
     ev.add_argument("--rescore-weight", type=float, metavar="W",
                     help="the second model's weight in the re-ranking (0: off; default: the model's config.json)")
     ev.add_argument("--worst", type=int, default=10, help="how many of the worst examples to show")

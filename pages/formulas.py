@@ -98,9 +98,13 @@ def show_answer(result, beam_width: int) -> None:
             st.caption(f"The ink with at least {margin} blank columns after it"
                        + (f": the likeliest of {readings} readings with different margins." if readings > 1 else "."))
         if "rescored" in result.extra:
-            reader = "reads right to left" if result.extra.get("rescorer") == "r2l" else "reads left to right"
-            st.caption(f"The candidates of all readings were ranked by this model's confidence together with a "
-                       f"second model's, one that {reader}: where the two agree, the answer is likelier right.")
+            ways = {"r2l": "right to left", "l2r": "left to right"}
+            reader = ways.get(result.extra.get("rescorer"), "another way")
+            finder = ("the second model's" if result.extra.get("found_by") == result.extra.get("rescorer")
+                      else "this model's")
+            st.caption(f"A second model, one that reads {reader}, searched too; the candidates of both were ranked "
+                       f"by the two models' confidence together: where they agree, the answer is likelier right. "
+                       f"This answer came from {finder} search.")
         st.caption("The Formula attention page shows where the model looked for each token.")
 
 
@@ -108,7 +112,7 @@ st.title("Formulas")
 st.caption("Write a whole formula, or upload a picture of one (handwritten or typeset); its LaTeX appears, ready "
            "to copy, with the model's confidence and its other guesses.")
 
-beam_width = st.sidebar.slider("Beam width", 1, 10, 5, help="1 is greedy decoding: fastest, one answer")
+beam_width = st.sidebar.slider("Beam width", 1, 10, 5, help="1 is greedy decoding: fastest")
 
 # The input: a wide canvas (undo and clear are in its toolbar), or an uploaded picture
 ink = ink_input("formulas", height=260, width=900, stroke_width=5,

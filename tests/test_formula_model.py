@@ -306,7 +306,13 @@ def test_searches_keep_braces_paired():
     close, end = vocab.index["}"], vocab.end_id
     assert masked[0, close] < -1e8 and masked[0, end] > -1e8
     assert masked[1, end] < -1e8 and masked[1, close] > -1e8
-    assert (decoder._balanced(logp, np.array([0, 1], np.int32), False).numpy() == logp.numpy()).all()
+    free = decoder._balanced(logp, np.array([0, 1], np.int32), False).numpy()
+    never = [vocab.pad_id, vocab.start_id]  # never emitted, balanced or not
+    assert (free[:, never] < -1e8).all() and (masked[:, never] < -1e8).all()
+    assert (np.delete(free, never, axis=1) == np.delete(logp.numpy(), never, axis=1)).all()
+    # a model that ranks the start and padding tokens first still writes tokens
+    assert tokens(FormulaRecognizer(biased_model(vocab, {vocab.START: 3.0, vocab.PAD: 2.0, "x": 1.0}),
+                                    vocab).decoder.greedy(image, 4, balance=False)[0]) == ["x"] * 4
 
 
 def tf_log_uniform(rows: int, columns: int):
@@ -406,7 +412,7 @@ def test_scoring_a_sequence_gives_the_log_probability_the_search_found(direction
     assert recognizer.score(array, []).shape == (2, 0)
 
 
-def test_a_second_model_re_ranks_the_candidates_of_all_readings(tmp_path):
+def test_a_second_model_searches_too_and_both_rank_the_pooled_candidates(tmp_path):
     from mathocr.formula_decode import FormulaRecognizer
 
     first = FormulaRecognizer.load(save_tiny_recognizer(tmp_path / "first", train_steps=20))
@@ -415,30 +421,37 @@ def test_a_second_model_re_ranks_the_candidates_of_all_readings(tmp_path):
     second.margins = (0, 64)
     first.margins = (32, 96)
     arrays = [first.input_from_strokes(f.strokes) for f in synthetic_formulas()[:3]]
-    plain = [first.recognize_array(a, 3) for a in arrays]
+    plain = {width: [first.recognize_array(a, width) for a in arrays] for width in (1, 3)}
     first.rescorer, first.rescore_weight = second, 0.0
-    assert not first.rescoring and [first.recognize_array(a, 3).tokens for a in arrays] == [p.tokens for p in plain]
-    changed = 0
+    assert not first.rescoring
+    assert [first.recognize_array(a, 3).tokens for a in arrays] == [p.tokens for p in plain[3]]
+    changed, found_by = 0, set()
     for weight in (0.5, 50.0):
         first.rescore_weight = weight
-        for array, alone in zip(arrays, plain):
-            result = first.recognize_array(array, 3)
-            ids = [first.vocab.encode(c.tokens) for c in result.candidates]
-            assert len(set(map(tuple, ids))) == len(ids) >= 3  # all readings' candidates, each once
-            lengths = np.array([len(i) + 1 for i in ids])
-            expected = [c.logprob for c in result.candidates] / lengths + weight * (
-                second.score(array, ids) / lengths).mean(axis=0)
-            assert list(expected) == sorted(expected, reverse=True)
-            assert result.extra["rescored"] == pytest.approx(expected[0], abs=1e-4)
-            if weight == 50.0:  # the second model decides alone
-                own = (second.score(array, ids) / lengths).mean(axis=0)
-                assert own[0] == pytest.approx(own.max(), abs=1e-4)
-                changed += result.tokens != alone.tokens
-        # greedy decoding is not re-ranked
-        for array, alone in zip(arrays, plain):
-            greedy = first.recognize_array(array)
-            assert "rescored" not in greedy.extra and "rescored" not in first.recognize_many([array])[0]
+        for width in (1, 3):
+            for array, alone in zip(arrays, plain[width]):
+                result = first.recognize_array(array, width)
+                ids = [tuple(first.vocab.encode(c.tokens)) for c in result.candidates]
+                assert len(set(ids)) == len(ids)  # each candidate once
+                assert not {first.vocab.start_id, first.vocab.pad_id} & {i for seq in ids for i in seq}
+                searched = {tuple(int(i) for i in h["ids"]) for model in (first, second)
+                            for hyps, _, _ in model._readings(array, width) for h in hyps}
+                assert set(ids) == searched  # both models' searches, all their readings
+                lengths = np.array([len(i) + 1 for i in ids])
+                own, other = first.score(array, ids), second.score(array, ids)
+                expected = first.agreement(own, lengths) + weight * first.agreement(other, lengths)
+                assert list(expected) == sorted(expected, reverse=True)
+                assert result.extra["rescored"] == pytest.approx(expected[0], abs=1e-4)
+                assert [c.logprob for c in result.candidates] == pytest.approx(own.max(axis=0), abs=1e-4)
+                found_by.add(result.extra["found_by"])
+                if weight == 50.0:  # the second model decides alone
+                    mine = first.agreement(other, lengths)
+                    assert mine[0] == pytest.approx(mine.max(), abs=1e-4)
+                    changed += result.tokens != alone.tokens
+            # batched greedy decoding (training's validation) is not re-ranked
+            assert "rescored" not in first.recognize_many(arrays[:1])[0]
     assert changed  # here the second model overrules the first at least once
+    assert found_by <= {"l2r", "r2l"} and found_by
     # saved with its rescorer, loaded with it
     first.save(tmp_path / "both")
     loaded = FormulaRecognizer.load(tmp_path / "both")

@@ -72,7 +72,7 @@ def test_the_answer_says_how_the_model_read_the_drawing(model_dir, tmp_path, mon
     (rescored / "rescorer" / "config.json").write_text(json.dumps({**backwards, "direction": "r2l"}))
     (rescored / "config.json").write_text(json.dumps({**config, "margins": [0, 96],
                                                       "rescore": {"model": "rescorer", "weight": 0.5}}))
-    ranked = "second model's, one that reads right to left"
+    ranked = "A second model, one that reads right to left, searched too"
     for directory, expected, absent in ((model_dir, "at least 64 blank columns after it.", ranked),
                                         (several, "the likeliest of 2 readings with different margins", ranked),
                                         (rescored, ranked, None)):
@@ -83,6 +83,7 @@ def test_the_answer_says_how_the_model_read_the_drawing(model_dir, tmp_path, mon
         captions = [c.value for c in at.caption]
         assert any(expected in c for c in captions), captions
         assert absent is None or not any(absent in c for c in captions)
+        assert (directory == rescored) == any("This answer came from" in c and "search." in c for c in captions)
 
 
 def test_switching_to_upload_waits_for_a_file(model_dir, monkeypatch):

@@ -199,7 +199,7 @@ def test_a_right_to_left_model_trains_and_rescores_the_evaluation(model_dir, ink
     plain = json.loads(run_cli(args, capsys)[1].out)
     assert plain["rescore"] is None
     greedy = json.loads(run_cli(args[:-2] + ["--rescore-with", str(tmp_path / "r2l")], capsys)[1].out)
-    assert greedy["rescore"] is None  # greedy decoding is not re-ranked
+    assert greedy["rescore"] == {"model": str(tmp_path / "r2l"), "weight": 1.0}  # greedy is re-ranked too
     rescored = json.loads(run_cli(args + ["--rescore-with", str(tmp_path / "r2l")], capsys)[1].out)
     assert rescored["rescore"] == {"model": str(tmp_path / "r2l"), "weight": 1.0} and rescored["n"] == plain["n"]
     off = json.loads(run_cli(args + ["--rescore-with", str(tmp_path / "r2l"), "--rescore-weight", "0"], capsys)[1].out)
