@@ -115,6 +115,9 @@ tokens = result.tokens + ["</s>"] if result.ended else list(result.tokens)
 steps = min(len(tokens), len(result.attention))
 if steps == 0:
     st.stop()
+if result.extra.get("found_by") == "r2l":  # the twin's search found this answer: its maps, written backwards
+    st.caption("This answer was found by the second model, which writes formulas from right to left: these are "
+               "its attention maps, shown in reading order, though it wrote the last token first.")
 view = st.radio("Show", ["One token at a time", "All tokens"], horizontal=True)
 if view == "One token at a time":
     step = st.slider("Token", 1, steps, 1) - 1 if steps > 1 else 0

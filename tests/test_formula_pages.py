@@ -119,3 +119,9 @@ def test_attention_page_takes_the_formula_page_answer(model_dir, monkeypatch):
     assert at.radio(key="attention_model").value == "Handwritten"
     assert next(r for r in at.radio if r.label == "Formula").value == "Last formula recognized"
     assert len(at.code) == 1
+    backwards = "writes formulas from right to left"
+    assert not any(backwards in c.value for c in at.caption)
+    # an answer that the right-to-left twin's search found says whose attention maps these are
+    at.session_state["formula_last"].extra["found_by"] = "r2l"
+    at.run()
+    assert not at.exception and any(backwards in c.value for c in at.caption)
