@@ -427,7 +427,10 @@ class FormulaRecognizer:
             candidates.append(Candidate(" ".join(tokens), tokens, h["logprob"]))
         best = hyps[0]
         # the image as the model read it (with its margin), so attention maps lie over it cell for cell
-        extra = {"margin": margin, "per_token": self.per_token(best), "readings": len(readings)}
+        # per_token: this model's surest reading on its own, per token (what formula_kind.settle compares
+        # across models; with a rescorer the answer may be one this model alone finds less likely)
+        alone = max(self.per_token(r[0][0]) for r in readings)
+        extra = {"margin": margin, "per_token": alone, "readings": len(readings)}
         if "rescored" in best:  # the combined score, the direction of the model that re-ranked, who found it
             extra.update(rescored=best["rescored"], rescorer=self.rescorer.direction, found_by=best["found_by"])
         return Recognition(candidates[0].latex, candidates[0].tokens, best["logprob"], candidates,

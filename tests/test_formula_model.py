@@ -443,6 +443,9 @@ def test_a_second_model_searches_too_and_both_rank_the_pooled_candidates(tmp_pat
                 assert list(expected) == sorted(expected, reverse=True)
                 assert result.extra["rescored"] == pytest.approx(expected[0], abs=1e-4)
                 assert [c.logprob for c in result.candidates] == pytest.approx(own.max(axis=0), abs=1e-4)
+                # its confidence for the kind guess stays this model's own, whichever answer won
+                assert result.extra["per_token"] == pytest.approx(
+                    max(first.per_token(hyps[0]) for hyps, _, _ in first._readings(array, width)), abs=1e-5)
                 found_by.add(result.extra["found_by"])
                 if weight == 50.0:  # the second model decides alone
                     mine = first.agreement(other, lengths)
