@@ -109,13 +109,20 @@ def benchmark_inference(recognizer, beam_width: int = 5, repeats: int = 20, data
             strokes = [np.cumsum(rng.normal(0, 3, (20, 2)), 0) + [30 * k, 0] for k in range(6)]
             arrays.append(recognizer.input_from_strokes(strokes))
     out = {"formulas": len(arrays), "mean_width": round(float(np.mean([a.shape[1] for a in arrays])), 1)}
-    for name, width in (("greedy", 1), (f"beam{beam_width}", beam_width)):
-        recognizer.recognize_array(arrays[0], width)
-        times = []
-        for array in arrays:
-            start = time.perf_counter()
-            recognizer.recognize_array(array, width)
-            times.append((time.perf_counter() - start) * 1000)
-        out[f"{name}_ms_mean"] = round(float(np.mean(times)), 1)
-        out[f"{name}_ms_p90"] = round(float(np.percentile(times, 90)), 1)
+    weight = recognizer.rescore_weight
+    # with a twin that searches and ranks too (config.json "rescore"): also this model alone
+    settings = [("", weight)] + ([("_alone", 0.0)] if recognizer.rescoring else [])
+    try:
+        for suffix, recognizer.rescore_weight in settings:
+            for name, width in (("greedy", 1), (f"beam{beam_width}", beam_width)):
+                recognizer.recognize_array(arrays[0], width)
+                times = []
+                for array in arrays:
+                    start = time.perf_counter()
+                    recognizer.recognize_array(array, width)
+                    times.append((time.perf_counter() - start) * 1000)
+                out[f"{name}{suffix}_ms_mean"] = round(float(np.mean(times)), 1)
+                out[f"{name}{suffix}_ms_p90"] = round(float(np.percentile(times, 90)), 1)
+    finally:
+        recognizer.rescore_weight = weight
     return out

@@ -204,3 +204,24 @@ def test_a_right_to_left_model_trains_and_rescores_the_evaluation(model_dir, ink
     assert rescored["rescore"] == {"model": str(tmp_path / "r2l"), "weight": 1.0} and rescored["n"] == plain["n"]
     off = json.loads(run_cli(args + ["--rescore-with", str(tmp_path / "r2l"), "--rescore-weight", "0"], capsys)[1].out)
     assert off["rescore"] is None and off["exprate"] == plain["exprate"] and off["bleu4"] == plain["bleu4"]
+
+
+def test_benchmark_times_the_two_model_decoding_and_the_model_alone(model_dir, tmp_path, capsys):
+    import shutil
+
+    both = shutil.copytree(model_dir, tmp_path / "both")
+    shutil.copytree(model_dir, both / "rescorer")
+    twin = json.loads((both / "rescorer" / "config.json").read_text())
+    (both / "rescorer" / "config.json").write_text(json.dumps({**twin, "direction": "r2l"}))
+    config = json.loads((both / "config.json").read_text())
+    (both / "config.json").write_text(json.dumps({**config, "rescore": {"model": "rescorer", "weight": 0.5}}))
+    small = ["--batch-size", "2", "--steps", "1", "--width", "64", "--tokens", "8", "--repeats", "3", "--beam", "2",
+             "--json"]
+    timed = {}
+    for name, directory in (("alone", model_dir), ("both", both)):
+        code, out = run_cli(["benchmark", "formulas", "--model", str(directory)] + small, capsys)
+        assert code == 0
+        timed[name] = json.loads(out.out)["inference"]
+    assert timed["alone"]["formulas"] == 3 and "greedy_alone_ms_mean" not in timed["alone"]
+    for key in ("greedy_ms_mean", "beam2_ms_mean", "greedy_alone_ms_mean", "beam2_alone_ms_mean"):
+        assert timed["both"][key] > 0
