@@ -302,7 +302,7 @@ class FormulaRecognizer:
         # A second model (one reading right to left) that searches too and re-ranks: the candidates of
         # both models' searches (all readings, greedy or beam) are pooled, and each is scored by both
         # models (``_rescored``). config.json: "rescore": {"model": SUBFOLDER, "weight": W}. Shipped
-        # model, CROHME 2013: greedy 24.3 % -> 27.7 %, beam 5 24.4 % -> 29.1 % (session 7; the first
+        # model, CROHME 2013: greedy 24.3 % -> 28.3 %, beam 5 24.4 % -> 29.7 % (session 7; the first
         # version, which only re-scored this model's beam candidates, gave beam 5 27.7 %).
         self.rescorer: FormulaRecognizer | None = None
         self.rescore_weight = 0.0
