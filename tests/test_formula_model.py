@@ -460,3 +460,29 @@ def test_a_second_model_searches_too_and_both_rank_the_pooled_candidates(tmp_pat
     loaded = FormulaRecognizer.load(tmp_path / "both")
     assert loaded.rescorer.direction == "r2l" and loaded.rescorer.margins == (0, 64) and loaded.rescore_weight == 50.0
     assert loaded.recognize_array(arrays[0], 3).tokens == first.recognize_array(arrays[0], 3).tokens
+
+
+def test_the_two_models_decode_side_by_side_with_the_same_answers_as_one_after_the_other(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mathocr.formula_decode import FormulaRecognizer
+
+    first = FormulaRecognizer.load(save_tiny_recognizer(tmp_path / "first", train_steps=20))
+    second = FormulaRecognizer.load(save_tiny_recognizer(tmp_path / "second", train_steps=5))
+    second.direction, second.margins, first.margins = "r2l", (0, 64), (32, 96)
+    first.rescorer, first.rescore_weight = second, 0.75
+    arrays = [first.input_from_strokes(f.strokes) for f in synthetic_formulas()[:4]]
+
+    def answers(results):
+        return [(r.latex, [c.latex for c in r.candidates], [round(c.logprob, 4) for c in r.candidates],
+                 round(r.extra["rescored"], 4), r.extra["found_by"], r.extra["margin"], np.round(r.attention, 4).tolist())
+                for r in results]
+
+    for width in (1, 3):
+        first.concurrent = False
+        alone = answers([first.recognize_array(a, width) for a in arrays])
+        first.concurrent = True
+        assert answers([first.recognize_array(a, width) for a in arrays]) == alone
+        # several callers at once (the app's sessions) share the decoding threads
+        with ThreadPoolExecutor(4) as callers:
+            assert answers(callers.map(lambda a: first.recognize_array(a, width), arrays)) == alone
