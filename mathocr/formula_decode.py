@@ -23,7 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from mathocr.data import REPO_ROOT
-from mathocr.formula_data import HEIGHT, MAX_WIDTH, STROKE_WIDTH, formula_bitmap, pad_batch, pad_tokens, render_formula
+from mathocr.formula_data import (HEIGHT, MAX_WIDTH, STROKE_WIDTH, WIDTH_STEP, formula_bitmap, pad_batch, pad_tokens,
+                                  render_formula)
 from mathocr.formula_model import ENCODER_STRIDE
 from mathocr.latex import Vocabulary
 from mathocr.render import ink_array
@@ -40,7 +41,10 @@ MARGIN = 64
 # included): the attention is not masked, so the blank columns change what the model reads, and the
 # readings disagree on about one formula in five. The shipped handwritten model reads with 64, 128
 # and 192 columns (chosen on CROHME 2013): greedy ExpRate 22.5 % -> 24.3 % on validation, 20.0 % ->
-# 21.4 % on CROHME 2014, at three times the time. Models saved without the key read with ``MARGIN``;
+# 21.4 % on CROHME 2014. The readings are one batch (``FormulaRecognizer.margins_at_once``): the widest
+# padding, each row cut to its own width inside the encoder and the attention (``FormulaDecoder._encode``),
+# with the same answers as separate readings; CROHME 2014, greedy, this model alone: 39.5 -> 30.1 ms a
+# formula, with its twin 128.3 -> 109.9 ms; beam 5 with its twin 254.8 -> 250.5 ms. Models saved without the key read with ``MARGIN``;
 # training exports handwritten models with three margins and typeset ones with one (EXPORT_MARGINS;
 # for the typeset model three added 1.5 points of exact match but 0.0006 BLEU-4, at 120 ms a formula).
 EXPORT_MARGINS = {"handwritten": (64, 128, 192), "typeset": (MARGIN,)}
@@ -90,38 +94,76 @@ class FormulaDecoder:
         self.height = height
         image_spec = tf.TensorSpec((None, height, None, 1), tf.float32)
         scalar, flag = tf.TensorSpec((), tf.int32), tf.TensorSpec((), tf.bool)
-        self.greedy_fn = tf.function(self._greedy, input_signature=[image_spec, scalar, flag], reduce_retracing=True)
-        self.beam_fn = tf.function(self._beam, input_signature=[image_spec, scalar, scalar, flag],
-                                   reduce_retracing=True)
-        self.encode_fn = tf.function(self._encode, input_signature=[image_spec])
-        self.forced_fn = tf.function(self._forced, input_signature=[image_spec, tf.TensorSpec((None, None), tf.int32)])
+        cols, ids = tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None, None), tf.int32)
+        self.greedy_fn = tf.function(lambda images, max_steps, balance: self._greedy(images, max_steps, balance),
+                                     input_signature=[image_spec, scalar, flag], reduce_retracing=True)
+        self.greedy_within_fn = tf.function(self._greedy, input_signature=[image_spec, scalar, flag, cols, cols],
+                                            reduce_retracing=True)
+        self.beam_fn = tf.function(lambda image, width, max_steps, balance: self._beam(image, width, max_steps, balance),
+                                   input_signature=[image_spec, scalar, scalar, flag], reduce_retracing=True)
+        self.beam_within_fn = tf.function(self._beam, input_signature=[image_spec, scalar, scalar, flag, cols, cols],
+                                          reduce_retracing=True)
+        self.forced_fn = tf.function(lambda image, tokens_in: self._forced(image, tokens_in),
+                                     input_signature=[image_spec, ids])
+        self.forced_within_fn = tf.function(self._forced, input_signature=[image_spec, ids, cols])
 
     # -- the pieces -------------------------------------------------------------------------
-    def _encode(self, images):
-        features = self.encoder(images, training=False)
+    def _encode(self, images, cols=None):
+        """The feature grid of ``images`` and the decoder's first states (and ``bias``, below).
+
+        With ``cols (m,)``, reading ``i`` is what the model computes for its input cut to its first
+        ``cols[i]`` grid columns (``cols[i] * ENCODER_STRIDE`` pixels), as if that narrower image
+        were read alone: after every ReLU the encoder's activations beyond that width are zeroed,
+        which is what the next layer's "same" padding gives a narrower image; ``bias`` keeps the
+        attention off the cells beyond it, and the first states average the cells within it.
+        ``images`` holds ``m`` rows, or ``m / m'`` readings of each of its ``m'`` rows in turn
+        (one input read with several margins is its widest padding, cut to each margin's width).
+        Widths must be multiples of the pooling (``WIDTH_STEP``) for the cut to be exact."""
+        if cols is None:
+            features = self.encoder(images, training=False)
+            memory = self.grid(features)
+            summary = tf.reduce_mean(memory, axis=1)
+            return features, memory, self.keys_layer(memory), self.init_query(summary), self.init_output(summary), None
+        x = tf.repeat(images, tf.shape(cols)[0] // tf.shape(images)[0], 0)
+        full, pixels = tf.shape(x)[2], cols * ENCODER_STRIDE
+        for layer in self.encoder.layers[1:]:
+            x = layer(x, training=False)
+            if layer.name.startswith("relu"):
+                w = tf.shape(x)[2]
+                inside = tf.range(w)[None, :] < (pixels * w // full)[:, None]
+                x = x * tf.cast(inside, x.dtype)[:, None, :, None]
+        features = x
         memory = self.grid(features)
         keys = self.keys_layer(memory)
-        summary = tf.reduce_mean(memory, axis=1)
-        return features, memory, keys, self.init_query(summary), self.init_output(summary)
+        column = tf.range(tf.shape(memory)[1]) % tf.shape(features)[2]
+        valid = tf.cast(column[None, :] < cols[:, None], memory.dtype)  # (m, cells)
+        summary = tf.reduce_sum(memory * valid[..., None], 1) / tf.reduce_sum(valid, 1, keepdims=True)
+        bias = (1.0 - valid) * -1e9
+        return features, memory, keys, self.init_query(summary), self.init_output(summary), bias
 
-    def _forced(self, image, tokens_in):
+    def _forced(self, image, tokens_in, cols=None):
         """Teacher-forced next-token log-probabilities ``(k, t, vocab)`` of ``k`` decoder inputs
         ``<s> t1 ..`` over one image ``(1, h, w, 1)``, all steps at once as in training; the image
-        is encoded once for all ``k``."""
-        features, memory, keys, h1, h2 = self._encode(image[:1])
+        is encoded once for all ``k``. With ``cols (m,)`` (see ``_encode``): ``(m * k, t, vocab)``,
+        the ``k`` inputs as read within each of ``m`` widths, reading after reading."""
+        features, memory, keys, h1, h2, bias = self._encode(image[:1], cols)
         k = tf.shape(tokens_in)[0]
-        features, memory, keys, h1, h2 = (tf.repeat(x, k, 0) for x in (features, memory, keys, h1, h2))
+        states = (features, memory, keys, h1, h2) + (() if bias is None else (bias,))
+        features, memory, keys, h1, h2, *bias = (tf.repeat(x, k, 0) for x in states)
+        bias = bias[0] if bias else None
+        if cols is not None:
+            tokens_in = tf.tile(tokens_in, [tf.shape(cols)[0], 1])
         embedded = self.embedding(tokens_in)
         queries = self.query_gru(embedded, initial_state=h1, training=False)
-        alpha, context = self.attention([queries, keys, memory, features])[:2]
+        alpha, context = self.attention([queries, keys, memory, features], cell_bias=bias)[:2]
         outputs = self.output_gru(tf.concat([queries, context], -1), initial_state=h2, training=False)
         return tf.nn.log_softmax(self.logits_layer(self.deep(tf.concat([outputs, context, embedded], -1))))
 
-    def _step(self, token, h1, h2, coverage, keys, memory, hf, wf):
+    def _step(self, token, h1, h2, coverage, keys, memory, hf, wf, bias=None):
         embedded = self.embedding(token)
         query, states = self.query_cell(embedded, [h1], training=False)
         h1 = states[0]
-        alpha, alpha1, context = self.attention.step(query, keys, memory, coverage, hf, wf)
+        alpha, alpha1, context = self.attention.step(query, keys, memory, coverage, hf, wf, cell_bias=bias)
         output, states = self.output_cell(tf.concat([query, context], -1), [h2], training=False)
         h2 = states[0]
         logits = self.logits_layer(self.deep(tf.concat([output, context, embedded], -1)))
@@ -145,9 +187,11 @@ class FormulaDecoder:
             return tf.zeros_like(token)
         return tf.cast(tf.equal(token, self.braces[0]), tf.int32) - tf.cast(tf.equal(token, self.braces[1]), tf.int32)
 
-    def _greedy(self, images, max_steps, balance):
-        features, memory, keys, h1, h2 = self._encode(images)
-        b = tf.shape(images)[0]
+    def _greedy(self, images, max_steps, balance, cols=None, limits=None):
+        """Greedy search of a batch; with ``cols`` (see ``_encode``), of its readings, each stopped
+        after its own ``limits`` steps."""
+        features, memory, keys, h1, h2, bias = self._encode(images, cols)
+        b = tf.shape(memory)[0]
         hf, wf = tf.shape(features)[1], tf.shape(features)[2]
         token = tf.fill([b], self.start_id)
         coverage = tf.zeros([b, hf * wf])
@@ -157,7 +201,9 @@ class FormulaDecoder:
         tokens_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
         alphas_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
         for t in tf.range(max_steps):
-            logp, h1, h2, coverage, alpha = self._step(token, h1, h2, coverage, keys, memory, hf, wf)
+            if limits is not None:
+                done = done | (t >= limits)
+            logp, h1, h2, coverage, alpha = self._step(token, h1, h2, coverage, keys, memory, hf, wf, bias)
             logp = self._balanced(logp, depth, balance)
             best = tf.argmax(logp, axis=-1, output_type=tf.int32)
             best = tf.where(done, self.pad_id, best)
@@ -171,28 +217,42 @@ class FormulaDecoder:
                 break
         return tf.transpose(tokens_ta.stack()), tf.transpose(alphas_ta.stack(), [1, 0, 2]), score, hf, wf
 
-    def _beam(self, image, width, max_steps, balance):
-        features, memory, keys, h1, h2 = self._encode(image[:1])
+    def _beam(self, image, width, max_steps, balance, cols=None, limits=None):
+        """Beam search of one image; with ``cols (m,)`` (see ``_encode``), of ``m`` readings of it at
+        once, ``width`` beams each (rows ``r * width ..``), each reading stopped after its own
+        ``limits`` steps (its unended beams then add padding)."""
+        features, memory, keys, h1, h2, bias = self._encode(image[:1], cols)
+        m = tf.shape(memory)[0]
         hf, wf = tf.shape(features)[1], tf.shape(features)[2]
         memory, keys = tf.repeat(memory, width, 0), tf.repeat(keys, width, 0)
         h1, h2 = tf.repeat(h1, width, 0), tf.repeat(h2, width, 0)
+        if bias is not None:
+            bias = tf.repeat(bias, width, 0)
         v = self.vocab_size
-        # only the first beam is alive at the start, so the first step picks distinct tokens
-        scores = tf.concat([tf.zeros([1]), tf.fill([width - 1], -1e9)], 0)
-        token = tf.fill([width], self.start_id)
-        coverage = tf.zeros([width, hf * wf])
-        done = tf.zeros([width], tf.bool)
-        depth = tf.zeros([width], tf.int32)
+        # only the first beam of each reading is alive at the start, so the first step picks distinct tokens
+        scores = tf.tile(tf.concat([tf.zeros([1]), tf.fill([width - 1], -1e9)], 0), [m])
+        first_row = tf.repeat(tf.range(m) * width, width)  # the row of each beam's reading's first beam
+        rows = m * width
+        token = tf.fill([rows], self.start_id)
+        coverage = tf.zeros([rows, hf * wf])
+        done = tf.zeros([rows], tf.bool)
+        depth = tf.zeros([rows], tf.int32)
         ended_row = tf.where(tf.equal(tf.range(v), self.end_id), 0.0, -1e9)  # an ended beam stays as it is
+        padded_row = tf.where(tf.equal(tf.range(v), self.pad_id), 0.0, -1e9)  # one past its reading's limit too
+        stopped = tf.zeros([rows], tf.bool)
         tokens_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
         parents_ta = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
         alphas_ta = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
         for t in tf.range(max_steps):
-            logp, nh1, nh2, ncov, alpha = self._step(token, h1, h2, coverage, keys, memory, hf, wf)
+            if limits is not None:
+                stopped = tf.repeat(t >= limits, width)
+            logp, nh1, nh2, ncov, alpha = self._step(token, h1, h2, coverage, keys, memory, hf, wf, bias)
             logp = tf.where(done[:, None], ended_row[None, :], self._balanced(logp, depth, balance))
-            candidates = tf.reshape(scores[:, None] + logp, [-1])
+            logp = tf.where(stopped[:, None] & ~done[:, None], padded_row[None, :], logp)
+            candidates = tf.reshape(scores[:, None] + logp, [m, width * v])
             scores, index = tf.math.top_k(candidates, k=width)
-            parent, token = index // v, index % v
+            scores, index = tf.reshape(scores, [-1]), tf.reshape(index, [-1])
+            parent, token = index // v + first_row, index % v
             h1, h2 = tf.gather(nh1, parent), tf.gather(nh2, parent)
             coverage = tf.gather(ncov, parent)
             done = tf.gather(done, parent) | tf.equal(token, self.end_id)
@@ -200,55 +260,81 @@ class FormulaDecoder:
             tokens_ta = tokens_ta.write(t, token)
             parents_ta = parents_ta.write(t, parent)
             alphas_ta = alphas_ta.write(t, tf.gather(alpha, parent))
-            if tf.reduce_all(done):
+            if tf.reduce_all(done | stopped):
                 break
         return tokens_ta.stack(), parents_ta.stack(), alphas_ta.stack(), scores, done, hf, wf
 
     # -- the searches, numpy in and out ---------------------------------------------------------
-    def greedy(self, images: np.ndarray, max_steps: int | None = None, balance: bool = True) -> list[dict]:
+    def _length(self, ids: list[int]) -> tuple[int, bool]:
+        """How many of a search's tokens are the hypothesis (up to its end token, or up to the padding
+        of a reading stopped at its limit), and whether it ended."""
+        for n, token in enumerate(ids):
+            if token == self.end_id:
+                return n, True
+            if token == self.pad_id:
+                return n, False
+        return len(ids), False
+
+    def greedy(self, images: np.ndarray, max_steps: int | None = None, balance: bool = True,
+               cols: Sequence[int] | None = None, limits: Sequence[int] | None = None) -> list[dict]:
         """Greedy decoding of a batch ``(b, h, w, 1)``: for each image, ``ids`` (without the end
         token), ``logprob``, ``alphas (len(ids)+1, hf, wf)``, and ``ended`` (False when the length
         limit stopped it). With ``balance`` (and ``braces``) every "}" closes a "{" and every
-        group is closed before the end."""
+        group is closed before the end. With ``cols`` (grid columns, one per reading; see
+        ``_encode``) each reading attends within its own width, its ``alphas`` are that wide, and it
+        stops after its own ``limits`` steps (default: ``max_steps``)."""
         steps = max_steps or max_steps_for(images.shape[2])
-        tokens, alphas, scores, hf, wf = self.greedy_fn(images.astype(np.float32), np.int32(steps), bool(balance))
+        if cols is None:
+            tokens, alphas, scores, hf, wf = self.greedy_fn(images.astype(np.float32), np.int32(steps), bool(balance))
+        else:
+            limits = np.asarray([steps] * len(cols) if limits is None else limits, np.int32)
+            tokens, alphas, scores, hf, wf = self.greedy_within_fn(
+                images.astype(np.float32), np.int32(limits.max()), bool(balance), np.asarray(cols, np.int32), limits)
         tokens, alphas, scores = tokens.numpy(), alphas.numpy(), scores.numpy()
         hf, wf = int(hf), int(wf)
         out = []
         for i in range(len(tokens)):
-            row = list(tokens[i])
-            ended = self.end_id in row
-            n = row.index(self.end_id) if ended else len(row)
-            out.append({"ids": row[:n], "logprob": float(scores[i]), "ended": ended,
-                        "alphas": alphas[i, : n + int(ended)].reshape(-1, hf, wf)})
+            n, ended = self._length([int(x) for x in tokens[i]])
+            maps = alphas[i, : n + int(ended)].reshape(-1, hf, wf)
+            out.append({"ids": [int(x) for x in tokens[i, :n]], "logprob": float(scores[i]), "ended": ended,
+                        "alphas": maps if cols is None else maps[:, :, : int(cols[i])]})
         return out
 
     def beam(self, image: np.ndarray, width: int = 5, max_steps: int | None = None,
-             length_penalty: float = 0.0, balance: bool = True) -> list[dict]:
+             length_penalty: float = 0.0, balance: bool = True, cols: Sequence[int] | None = None,
+             limits: Sequence[int] | None = None) -> list:
         """Beam search of one image ``(1, h, w, 1)``: the ``width`` best hypotheses, best first, each
-        as in ``greedy``. With ``length_penalty`` > 0 they are ranked by ``logprob / len**penalty``."""
+        as in ``greedy``. With ``length_penalty`` > 0 they are ranked by ``logprob / len**penalty``.
+        With ``cols`` (and ``limits``, as in ``greedy``): one such list for each reading, searched at once."""
         steps = max_steps or max_steps_for(image.shape[2])
-        tokens, parents, alphas, scores, done, hf, wf = self.beam_fn(
-            image[:1].astype(np.float32), np.int32(width), np.int32(steps), bool(balance))
+        if cols is None:
+            out = self.beam_fn(image[:1].astype(np.float32), np.int32(width), np.int32(steps), bool(balance))
+        else:
+            limits = np.asarray([steps] * len(cols) if limits is None else limits, np.int32)
+            out = self.beam_within_fn(image[:1].astype(np.float32), np.int32(width), np.int32(limits.max()),
+                                      bool(balance), np.asarray(cols, np.int32), limits)
+        tokens, parents, alphas, scores, done, hf, wf = out
         tokens, parents, alphas = tokens.numpy(), parents.numpy(), alphas.numpy()
-        scores, done, hf, wf = scores.numpy(), done.numpy(), int(hf), int(wf)
-        hypotheses = []
-        for j in range(width):
-            ids, alpha_rows, slot = [], [], j
-            for t in range(len(tokens) - 1, -1, -1):
-                ids.append(int(tokens[t, slot]))
-                alpha_rows.append(alphas[t, slot])
-                slot = int(parents[t, slot])
-            ids.reverse()
-            alpha_rows.reverse()
-            ended = self.end_id in ids
-            n = ids.index(self.end_id) if ended else len(ids)
-            hyp = {"ids": ids[:n], "logprob": float(scores[j]), "ended": ended,
-                   "alphas": np.stack(alpha_rows[: n + int(ended)]).reshape(-1, hf, wf)}
-            hypotheses.append(hyp)
-        if length_penalty:
-            hypotheses.sort(key=lambda h: -h["logprob"] / max(len(h["ids"]) + 1, 1) ** length_penalty)
-        return hypotheses
+        scores, hf, wf = scores.numpy(), int(hf), int(wf)
+        readings = []
+        for r in range(1 if cols is None else len(cols)):
+            hypotheses = []
+            for j in range(r * width, (r + 1) * width):
+                ids, alpha_rows, slot = [], [], j
+                for t in range(len(tokens) - 1, -1, -1):
+                    ids.append(int(tokens[t, slot]))
+                    alpha_rows.append(alphas[t, slot])
+                    slot = int(parents[t, slot])
+                ids.reverse()
+                alpha_rows.reverse()
+                n, ended = self._length(ids)
+                maps = np.stack(alpha_rows[: n + int(ended)]).reshape(-1, hf, wf)
+                hypotheses.append({"ids": ids[:n], "logprob": float(scores[j]), "ended": ended,
+                                   "alphas": maps if cols is None else maps[:, :, : int(cols[r])]})
+            if length_penalty:
+                hypotheses.sort(key=lambda h: -h["logprob"] / max(len(h["ids"]) + 1, 1) ** length_penalty)
+            readings.append(hypotheses)
+        return readings[0] if cols is None else readings
 
 
 @dataclass
@@ -320,6 +406,10 @@ class FormulaRecognizer:
         self.rescorer: FormulaRecognizer | None = None
         # with a rescorer, the two models search and score in two threads at once
         self.concurrent = True
+        # Several margins read at once (greedy search, scoring, batches): the input is encoded once,
+        # with the widest margin, and each reading attends within its own width (see
+        # FormulaDecoder._encode). Off: each margin is a separate reading of its own padded image.
+        self.margins_at_once = True
         self.rescore_weight = 0.0
 
     @classmethod
@@ -399,6 +489,25 @@ class FormulaRecognizer:
                 batches.append((margin, batch))
         return batches
 
+    def _reading_widths(self, width: int) -> list[tuple[int, int]]:
+        """``(margin, padded width)`` of each distinct reading of an input ``width`` pixels wide."""
+        out, seen = [], set()
+        for margin in self.margins:
+            padded = int(math.ceil((width + margin) / WIDTH_STEP) * WIDTH_STEP)
+            if padded not in seen:
+                seen.add(padded)
+                out.append((margin, padded))
+        return out
+
+    def _at_once(self, array: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]] | None:
+        """The input padded to its widest reading and the readings' ``(margin, width)``, when its
+        margins are read at once; None when they are not (one margin, or ``margins_at_once`` off)."""
+        widths = self._reading_widths(array.shape[1])
+        if not self.margins_at_once or len(widths) < 2:
+            return None
+        widest = max(w for _, w in widths)
+        return pad_batch([array], margin=widest - array.shape[1]), widths
+
     def _in_reading_order(self, hyps: list[dict]) -> list[dict]:
         """A right-to-left model's hypotheses turned round: tokens left to right, each with its
         own attention map (the end token's stays last)."""
@@ -418,6 +527,16 @@ class FormulaRecognizer:
     def _readings(self, array: np.ndarray, beam_width: int) -> list[tuple[list[dict], np.ndarray, int]]:
         """``(hypotheses best first, the input as read, margin)`` for each margin: greedy
         (``beam_width`` 1) or beam search."""
+        together = self._at_once(array)
+        if together is not None:
+            image, widths = together
+            cols = [w // ENCODER_STRIDE for _, w in widths]
+            limits = [self.step_limit(w) for _, w in widths]
+            if beam_width <= 1:
+                found = [[h] for h in self.decoder.greedy(image, None, self.balance_braces, cols, limits)]
+            else:
+                found = self.decoder.beam(image, beam_width, None, balance=self.balance_braces, cols=cols, limits=limits)
+            return [(self._in_reading_order(hyps), image[:, :, :w], margin) for hyps, (margin, w) in zip(found, widths)]
         readings = []
         for margin, batch in self._paddings([array]):
             if beam_width <= 1:
@@ -511,7 +630,17 @@ class FormulaRecognizer:
 
     def recognize_batch(self, arrays: Sequence[np.ndarray]) -> list[dict]:
         """Greedy hypotheses (see ``FormulaDecoder.greedy``) for inputs decoded together; with
-        several margins, each input's likeliest reading per token."""
+        several margins, each input's likeliest reading per token. With ``margins_at_once``, each
+        input is read within its own width plus each margin, as if it were alone; otherwise
+        within the batch's widest input plus each margin."""
+        if self.margins_at_once:
+            m = len(self.margins)
+            batch = pad_batch(list(arrays), margin=max(self.margins))
+            cols = [int(math.ceil((a.shape[1] + margin) / WIDTH_STEP) * WIDTH_STEP) // ENCODER_STRIDE
+                    for a in arrays for margin in self.margins]
+            limits = [self.step_limit(c * ENCODER_STRIDE) for c in cols]
+            hyps = self._in_reading_order(self.decoder.greedy(batch, None, self.balance_braces, cols, limits))
+            return [max(hyps[i * m:(i + 1) * m], key=self.per_token) for i in range(len(arrays))]
         readings = [self._in_reading_order(self.decoder.greedy(batch, self.step_limit(batch.shape[2]),
                                                                self.balance_braces))
                     for _, batch in self._paddings(arrays)]
@@ -540,6 +669,13 @@ class FormulaRecognizer:
         if self.direction == "r2l":
             sequences = [list(seq)[::-1] for seq in sequences]
         tokens_in, targets = pad_tokens(sequences, self.vocab)
+        together = self._at_once(array)
+        if together is not None:
+            image, widths = together
+            logp = self.decoder.forced_within_fn(image, tokens_in, np.array([w // ENCODER_STRIDE for _, w in widths],
+                                                                            np.int32)).numpy()
+            picked = np.take_along_axis(logp.reshape(len(widths), *targets.shape, -1), targets[None, ..., None], -1)
+            return ((picked[..., 0] * (targets != self.vocab.pad_id)).sum(2)).astype(np.float32)
         out = []
         for _, batch in self._paddings([array]):
             logp = self.decoder.forced_fn(batch, tokens_in).numpy()

@@ -126,12 +126,15 @@ class CoverageAttention(layers.Layer):
                                             initializer="glorot_uniform")
 
     @staticmethod
-    def _weights(queries, keys, kernel, score, extra=None):
-        # queries (..., a) broadcast against keys (b, [t,] n, a)
+    def _weights(queries, keys, kernel, score, extra=None, bias=None):
+        # queries (..., a) broadcast against keys (b, [t,] n, a); bias (b, [1,] n) is added to the scores
         energy = ops.expand_dims(ops.matmul(queries, kernel), -2) + keys
         if extra is not None:
             energy = energy + extra
-        return ops.softmax(ops.tensordot(ops.tanh(energy), score, axes=1), axis=-1)
+        scores = ops.tensordot(ops.tanh(energy), score, axes=1)
+        if bias is not None:
+            scores = scores + bias
+        return ops.softmax(scores, axis=-1)
 
     def _coverage_features(self, coverage, h, w):
         """``coverage (m, n)`` -> ``(m, n, a)``: a small convolution over the coverage map."""
@@ -141,10 +144,13 @@ class CoverageAttention(layers.Layer):
         feats = ops.concatenate([grid, conv], axis=-1)
         return ops.matmul(ops.reshape(feats, (m, h * w, self.coverage_filters + 1)), self.cov_proj)
 
-    def call(self, inputs):
+    def call(self, inputs, cell_bias=None):
+        """``cell_bias (b, n)``, if given, is added to every step's scores: a large negative value
+        keeps the attention off a cell (the columns beyond a reading's own width)."""
         queries, keys, memory, features = inputs
         keys_t = ops.expand_dims(keys, 1)  # (b, 1, n, a)
-        alpha1 = self._weights(queries, keys_t, self.query1, self.score1)
+        bias = None if cell_bias is None else ops.expand_dims(cell_bias, 1)
+        alpha1 = self._weights(queries, keys_t, self.query1, self.score1, bias=bias)
         if not self.coverage:
             return alpha1, ops.matmul(alpha1, memory)
         shape = ops.shape(features)
@@ -153,18 +159,18 @@ class CoverageAttention(layers.Layer):
         coverage = ops.cumsum(alpha1, axis=1) - alpha1  # what earlier steps looked at
         cov = self._coverage_features(ops.reshape(coverage, (b * t, n)), h, w)
         cov = ops.reshape(cov, (b, t, n, self.attention_dim))
-        alpha = self._weights(queries, keys_t, self.query2, self.score2, cov)
+        alpha = self._weights(queries, keys_t, self.query2, self.score2, cov, bias)
         if self.first_pass_context:
             return alpha, ops.matmul(alpha, memory), ops.matmul(alpha1, memory)
         return alpha, ops.matmul(alpha, memory)
 
-    def step(self, query, keys, memory, coverage, h, w):
+    def step(self, query, keys, memory, coverage, h, w, cell_bias=None):
         """One decoding step: ``query (b,u)``, ``coverage (b,n)`` -> ``alpha, alpha1, context``."""
-        alpha1 = self._weights(query, keys, self.query1, self.score1)
+        alpha1 = self._weights(query, keys, self.query1, self.score1, bias=cell_bias)
         if not self.coverage:
             return alpha1, alpha1, ops.squeeze(ops.matmul(alpha1[:, None, :], memory), 1)
         cov = self._coverage_features(coverage, h, w)
-        alpha = self._weights(query, keys, self.query2, self.score2, cov)
+        alpha = self._weights(query, keys, self.query2, self.score2, cov, cell_bias)
         return alpha, alpha1, ops.squeeze(ops.matmul(alpha[:, None, :], memory), 1)
 
     def compute_output_shape(self, input_shape):

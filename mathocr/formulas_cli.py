@@ -54,7 +54,7 @@ def evaluate_arrays(recognizer, ids: Sequence[str], arrays: Sequence[np.ndarray]
     scores.update(
         ms_per_formula=round(seconds * 1000 / max(n, 1), 2), beam_width=beam_width, batch_size=batch_size,
         length_limit=recognizer.length_limit, balanced_braces=recognizer.balance_braces, margins=list(recognizer.margins),
-        unended=sum(not e for e in ended),
+        margins_at_once=recognizer.margins_at_once, unended=sum(not e for e in ended),
         repetition_loops=sum(repetition_loop(p) for p in predictions),
         truth_repetition_loops=sum(repetition_loop(t) for t in truths),
         exprate_by_length=exprate_by_length(predictions, truths),
@@ -127,6 +127,9 @@ def cmd_evaluate_formulas(args) -> int:
 
         recognizer.rescorer = FormulaRecognizer.load(args.rescore_with)
         recognizer.rescore_weight = 1.0
+    for model in (recognizer, recognizer.rescorer):
+        if model is not None:
+            model.margins_at_once = not args.margins_apart
     if args.rescore_weight is not None:
         recognizer.rescore_weight = args.rescore_weight
     progress = None if args.json else _progress("recognizing")
@@ -263,6 +266,9 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     ev.add_argument("--margin", type=_margins, metavar="N[,N...]",
                     help="blank columns added after each input before reading it; several (64,128,192): read with "
                          "each and answer with the likeliest reading per token (default: the model's config.json)")
+    ev.add_argument("--margins-apart", action="store_true",
+                    help="read each margin as a separate padded image, and a batch's inputs within its widest one "
+                         "(the way before margins were read at once; to compare)")
     ev.add_argument("--as-picture", type=picture_size, metavar="HEIGHT,PEN",
                     help="InkML: draw each formula as a picture HEIGHT pixels high with a PEN pixels wide and read it "
                          "as an upload (a photo's or scan's path through the model)")

@@ -104,7 +104,7 @@ def test_stepped_decoder_computes_what_training_computes(coverage, guide_weight)
     parallel = tf.nn.log_softmax(main_logits(model([images, tokens_in], training=False))).numpy()
 
     decoder = FormulaDecoder(model, vocab.start_id, vocab.end_id)
-    features, memory, keys, h1, h2 = decoder._encode(tf.constant(images))
+    features, memory, keys, h1, h2, _ = decoder._encode(tf.constant(images))
     hf, wf = tf.shape(features)[1], tf.shape(features)[2]
     coverage_map = tf.zeros([len(images), hf * wf])
     for t in range(tokens_in.shape[1]):
@@ -486,3 +486,44 @@ def test_the_two_models_decode_side_by_side_with_the_same_answers_as_one_after_t
         # several callers at once (the app's sessions) share the decoding threads
         with ThreadPoolExecutor(4) as callers:
             assert answers(callers.map(lambda a: first.recognize_array(a, width), arrays)) == alone
+
+
+def test_margins_read_at_once_answer_as_each_read_on_its_own_and_a_batch_as_each_input_alone(tmp_path):
+    """``margins_at_once``: one encoding of the widest padding, each reading cut to its own width
+    and stopped at its own length limit, gives what separate readings give (greedy, beam, scores,
+    attention maps); and in a batch, each input is read as if it were alone (it once read the
+    batch's widest padding)."""
+    from mathocr.formula_decode import FormulaRecognizer
+
+    # barely trained: its searches run into their length limits, which differ from margin to margin
+    recognizer = FormulaRecognizer.load(save_tiny_recognizer(tmp_path / "model", train_steps=3))
+    recognizer.margins = (0, 64, 160)
+    formulas = synthetic_formulas()
+    arrays = [recognizer.input_from_strokes(f.strokes) for f in formulas]
+    assert len({a.shape[1] for a in arrays}) > 2
+
+    def answers(results):
+        return [(r.latex, r.ended, r.extra["margin"], r.image.shape, [c.latex for c in r.candidates],
+                 [round(c.logprob, 3) for c in r.candidates], np.round(r.attention, 3).tolist()) for r in results]
+
+    for width in (1, 3):
+        recognizer.margins_at_once = False
+        apart = [recognizer.recognize_array(a, width) for a in arrays]
+        recognizer.margins_at_once = True
+        together = [recognizer.recognize_array(a, width) for a in arrays]
+        assert answers(together) == answers(apart)
+        assert any(not r.ended for r in together) and any(r.attention.shape[2] * 16 < r.image.shape[1] + 160
+                                                          for r in together)
+    keys = [[recognizer.vocab.index[t] for t in c.tokens] for c in together[0].candidates]
+    recognizer.margins_at_once = False
+    apart_scores = recognizer.score(arrays[0], keys)
+    recognizer.margins_at_once = True
+    np.testing.assert_allclose(recognizer.score(arrays[0], keys), apart_scores, atol=1e-3)
+    assert apart_scores.shape == (3, len(keys))
+
+    alone = [recognizer.recognize_array(a) for a in arrays]
+    batched = recognizer.recognize_many(arrays, batch_size=len(arrays))
+    assert [h["tokens"] for h in batched] == [r.tokens for r in alone]
+    assert [round(FormulaRecognizer.per_token(h), 3) for h in batched] == [round(r.extra["per_token"], 3) for r in alone]
+    recognizer.margins_at_once = False  # the old way: the narrow inputs read the batch's blank columns too
+    assert [h["tokens"] for h in recognizer.recognize_many(arrays, batch_size=len(arrays))] != [r.tokens for r in alone]
