@@ -33,7 +33,7 @@ def evaluate_arrays(recognizer, ids: Sequence[str], arrays: Sequence[np.ndarray]
                     beam_width: int = 1, batch_size: int = 1, progress=None) -> dict:
     """Recognize every input and score it. With ``batch_size`` 1 (the default) every formula is
     decoded alone, so ``ms_per_formula`` is the latency a user of the app sees."""
-    from mathocr.metrics import exprate_by_length, repetition_loop, score_tokens, token_edit_distance
+    from mathocr.metrics import confusions, exprate_by_length, repetition_loop, score_tokens, token_edit_distance
 
     predictions, ended = [], []
     start = time.perf_counter()
@@ -58,6 +58,7 @@ def evaluate_arrays(recognizer, ids: Sequence[str], arrays: Sequence[np.ndarray]
         repetition_loops=sum(repetition_loop(p) for p in predictions),
         truth_repetition_loops=sum(repetition_loop(t) for t in truths),
         exprate_by_length=exprate_by_length(predictions, truths),
+        confusions=confusions(predictions, truths, top=20),
     )
     examples = [{"id": i, "truth": " ".join(t), "prediction": " ".join(p), "errors": token_edit_distance(p, t),
                  "ended": e} for i, t, p, e in zip(ids, truths, predictions, ended)]
@@ -110,6 +111,14 @@ def _progress(description: str):
     from mathocr.cli import _progress_bar
 
     return _progress_bar(description)
+
+
+def _edit_text(truth: str | None, predicted: str | None) -> str:
+    if truth is None:
+        return f"extra {predicted}"
+    if predicted is None:
+        return f"missed {truth}"
+    return f"{truth} -> {predicted}"
 
 
 def cmd_evaluate_formulas(args) -> int:
@@ -192,6 +201,9 @@ def cmd_evaluate_formulas(args) -> int:
           f"{scores['unended']} stopped by the length limit; {scores['repetition_loops']} end in a repeated-token loop")
     print("ExpRate by the length of the truth (tokens): " + ", ".join(
         f"{name}: {b['exprate']:.1%} ({b['n']})" for name, b in scores["exprate_by_length"].items()))
+    if scores["confusions"]:
+        print("commonest errors (truth -> recognized): " + ", ".join(
+            f"{_edit_text(c['truth'], c['predicted'])} ({c['count']})" for c in scores["confusions"][:12]))
     worst = sorted(report["examples"], key=lambda e: -e["errors"])[: args.worst]
     print(f"\nthe {len(worst)} worst:")
     for e in worst:

@@ -6,6 +6,8 @@
 * ``bleu4``: corpus BLEU with up to 4-grams and the brevity penalty (Papineni et al. 2002), with
   add-one smoothing of the higher n-gram precisions so short formulas do not zero it.
 * ``token_edit_distance``: Levenshtein distance between token sequences.
+* ``confusions``: which tokens a recognizer writes for which (substitutions), leaves out (deletions)
+  or adds (insertions), counted over the edits that turn each truth into its prediction.
 
 Every function takes token lists; ``score_pairs`` normalises LaTeX strings first.
 """
@@ -34,6 +36,45 @@ def token_edit_distance(a: Tokens, b: Tokens) -> int:
             current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
         previous = current
     return previous[-1]
+
+
+def edit_operations(truth: Tokens, prediction: Tokens) -> list[tuple[str | None, str | None]]:
+    """The edits of one shortest way from ``truth`` to ``prediction``, in order, as ``(truth token,
+    predicted token)``: both for a substitution, ``(token, None)`` for a deletion, ``(None, token)``
+    for an insertion. Among equally short ways, substitutions are preferred, then deletions."""
+    a, b = list(truth), list(prediction)
+    cost = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i in range(len(a) + 1):
+        for j in range(len(b) + 1):
+            if i == 0 or j == 0:
+                cost[i][j] = i + j
+            else:
+                cost[i][j] = min(cost[i - 1][j] + 1, cost[i][j - 1] + 1, cost[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+    ops: list[tuple[str | None, str | None]] = []
+    i, j = len(a), len(b)
+    while i or j:
+        if i and j and cost[i][j] == cost[i - 1][j - 1] + (a[i - 1] != b[j - 1]):
+            if a[i - 1] != b[j - 1]:
+                ops.append((a[i - 1], b[j - 1]))
+            i, j = i - 1, j - 1
+        elif i and cost[i][j] == cost[i - 1][j] + 1:
+            ops.append((a[i - 1], None))
+            i -= 1
+        else:
+            ops.append((None, b[j - 1]))
+            j -= 1
+    return ops[::-1]
+
+
+def confusions(predictions: Sequence[Tokens], truths: Sequence[Tokens], top: int = 20) -> list[dict]:
+    """The ``top`` commonest edits over all formulas (``edit_operations``), commonest first:
+    ``{"truth": token or None, "predicted": token or None, "count": n}``. Where a recognizer fails:
+    ``x`` read as ``X``, ``\\div`` as ``=``, a ``\\prime`` left out."""
+    if len(predictions) != len(truths):
+        raise ValueError(f"{len(predictions)} predictions for {len(truths)} truths")
+    counts = Counter(op for p, t in zip(predictions, truths) for op in edit_operations(t, p))
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
+    return [{"truth": t, "predicted": p, "count": n} for (t, p), n in ranked[:top]]
 
 
 def expression_rate(predictions: Sequence[Tokens], truths: Sequence[Tokens]) -> float:

@@ -46,6 +46,12 @@ def test_evaluate_inkml_prints_one_json_object(model_dir, inkml_dir, capsys):
     bins = scores["exprate_by_length"]
     assert sum(b["n"] for b in bins.values()) == scores["n"]
     assert sum(b["n"] * b["exprate"] for b in bins.values()) == pytest.approx(scores["n"] * scores["exprate"], abs=1e-3)
+    # the commonest edits, each at most once per edit the distances count
+    conf = scores["confusions"]
+    assert bool(conf) == (scores["exprate"] < 1)
+    assert 0 < sum(c["count"] for c in conf) <= round(scores["token_edit_distance"] * scores["n"])
+    assert [c["count"] for c in conf] == sorted((c["count"] for c in conf), reverse=True)
+    assert all(c["truth"] is not None or c["predicted"] is not None for c in conf)
 
 
 def test_evaluate_reads_inkml_drawn_as_pictures(model_dir, inkml_dir, capsys):
@@ -70,6 +76,7 @@ def test_evaluate_readable_report_shows_the_worst(model_dir, inkml_dir, capsys):
     assert code == 0
     assert "ExpRate" in out.out and "the 2 worst" in out.out and "truth" in out.out
     assert "ExpRate by the length of the truth" in out.out
+    assert "commonest errors (truth -> recognized)" in out.out  # the barely trained model errs
 
 
 def test_evaluate_images_with_a_label_file(model_dir, tmp_path, capsys):

@@ -59,3 +59,21 @@ def test_exprate_by_length_bins_the_truths_by_their_token_count():
     assert exprate_by_length([["a"] * 50], [["a"] * 45]) == {"41+": {"n": 1, "exprate": 0.0}}
     with pytest.raises(ValueError):
         exprate_by_length([["x"]], [])
+
+
+def test_edit_operations_and_confusions_name_each_edit():
+    from mathocr.metrics import confusions, edit_operations, token_edit_distance
+
+    assert edit_operations("x + 1".split(), "X + 1".split()) == [("x", "X")]
+    assert edit_operations("a ^ { \\prime }".split(), "a ^ { }".split()) == [("\\prime", None)]
+    assert edit_operations("a b".split(), "a 0 b".split()) == [(None, "0")]
+    assert edit_operations([], []) == [] and edit_operations(["a"], ["a"]) == []
+    assert edit_operations(["a", "b"], []) == [("a", None), ("b", None)]
+    pairs = [("x + y".split(), "X + y".split()), ("x = 1".split(), "X = 1 0".split()), ("x".split(), "x".split())]
+    for truth, prediction in pairs:
+        assert len(edit_operations(truth, prediction)) == token_edit_distance(truth, prediction)
+    found = confusions([p for _, p in pairs], [t for t, _ in pairs])
+    assert found == [{"truth": "x", "predicted": "X", "count": 2}, {"truth": None, "predicted": "0", "count": 1}]
+    assert confusions([p for _, p in pairs], [t for t, _ in pairs], top=1) == found[:1]
+    with pytest.raises(ValueError):
+        confusions([["x"]], [])
