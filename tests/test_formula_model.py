@@ -488,6 +488,37 @@ def test_the_two_models_decode_side_by_side_with_the_same_answers_as_one_after_t
             assert answers(callers.map(lambda a: first.recognize_array(a, width), arrays)) == alone
 
 
+def test_a_reading_cut_to_a_width_is_encoded_as_that_narrower_image_alone(tmp_path):
+    """``_encode`` with ``cols``: each row's features, first states and attention bias are those of
+    its input cut to ``cols`` grid columns and encoded on its own, for cuts narrower and wider than
+    the band it re-encodes (``CUT_BAND``), one input or several."""
+    import tensorflow as tf
+
+    from mathocr.formula_decode import CUT_BAND, FormulaRecognizer
+
+    decoder = FormulaRecognizer.load(save_tiny_recognizer(tmp_path / "model", train_steps=3)).decoder
+    rng = np.random.default_rng(0)
+    for layer in decoder.encoder.layers:  # as in a trained model, blank paper gives activations too
+        if layer.name.startswith("bn"):
+            layer.beta.assign(rng.normal(0.3, 0.3, layer.beta.shape).astype(np.float32))
+    inputs = np.zeros((2, 48, 512, 1), np.float32)
+    inputs[0, :, :200] = rng.random((48, 200, 1)) < 0.2  # ink, then blank paper (a margin)
+    inputs[1, :, :90] = rng.random((48, 90, 1)) < 0.2
+    cols = np.array([14, 20, 32, 6, 8, 24], np.int32)  # three readings of each input, 96 to 512 pixels
+    assert (cols * 16 < CUT_BAND).any() and (cols * 16 > CUT_BAND).any()
+    for images, rows in ((inputs[:1], cols[:3]), (inputs, cols)):
+        features, _, _, h1, h2, bias = decoder._encode(tf.constant(images), tf.constant(rows))
+        m = len(rows) // len(images)
+        for r, c in enumerate(rows):
+            alone, _, _, h1_alone, h2_alone, _ = decoder._encode(tf.constant(images[r // m:r // m + 1, :, :c * 16]))
+            np.testing.assert_allclose(features[r, :, :c], alone[0], atol=1e-4)
+            assert not np.any(features[r, :, c:])  # nothing beyond the cut
+            np.testing.assert_allclose(h1[r], h1_alone[0], atol=1e-4)
+            np.testing.assert_allclose(h2[r], h2_alone[0], atol=1e-4)
+            cells = bias[r].numpy().reshape(features.shape[1], -1)
+            assert (cells[:, :c] == 0).all() and (cells[:, c:] < -1e8).all()
+
+
 def test_margins_read_at_once_answer_as_each_read_on_its_own_and_a_batch_as_each_input_alone(tmp_path):
     """``margins_at_once``: one encoding of the widest padding, each reading cut to its own width
     and stopped at its own length limit, gives what separate readings give (greedy, beam, scores,
