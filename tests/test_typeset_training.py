@@ -152,7 +152,7 @@ def test_typeset_training_smoke_run_exports_a_typeset_model_that_the_evaluation_
     assert KEYS <= set(evaluation["test"]) and evaluation["test"]["n"] >= 1
     recognizer = FormulaRecognizer.load(tmp_path / "typeset")
     assert recognizer.kind == "typeset" and recognizer.height == 32
-    assert recognizer.margins == (64,)  # one reading: three gain the typeset model little for their time
+    assert recognizer.margins == (64, 128, 192)  # three readings, read at once (EXPORT_MARGINS)
     assert "\\alpha" in recognizer.vocab  # its own vocabulary, from im2latex
     capsys.readouterr()
     code, out = run_cli(["evaluate", "formulas", "--model", str(tmp_path / "typeset"), "--im2latex",
