@@ -143,6 +143,24 @@ def normalise_pen(image: Image.Image, height: int, max_width: int, pen: float, t
     return work.filter(ImageFilter.MinFilter(size) if change > 0 else ImageFilter.MaxFilter(size))
 
 
+# Symbols that can stand for one another in a formula, grouped so that each takes about the same
+# place in its line (x-height letters, ascenders, descenders, digits, capitals, operators,
+# relations, functions): ``SymbolBank.relabel`` writes a formula with one such symbol replaced
+# throughout by another of its group, in another writer's hand, and the tokens follow.
+RELABEL_GROUPS = (
+    ("a", "c", "e", "m", "n", "o", "r", "s", "u", "v", "w", "x", "z", "\\alpha", "\\sigma", "\\pi"),
+    ("b", "d", "h", "k", "l", "t", "\\theta", "\\lambda"),
+    ("g", "p", "q", "y", "\\gamma", "\\mu"),
+    ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9"),
+    ("A", "B", "C", "E", "F", "G", "H", "I", "L", "M", "N", "P", "R", "S", "T", "V", "X", "Y", "\\Delta"),
+    ("+", "-", "\\times", "\\pm", "\\div"),
+    ("=", "\\leq", "\\geq", "\\neq", "\\lt", "\\gt", "\\rightarrow"),
+    ("\\sin", "\\cos", "\\tan", "\\log"),
+)
+# a segmentation label whose canonical token is spelled differently
+LABEL_TOKENS = {"\\lt": "<", "\\gt": ">"}
+_GROUP_OF = {label: group for group in RELABEL_GROUPS for label in group}
+
 # Symbols whose shape stretches with what they enclose or span: a restyled one fills the
 # original's box on both axes. Others keep their own proportions within a small tolerance.
 STRETCHY = frozenset({"\\sqrt", "-", "(", ")", "[", "]", "\\{", "\\}", "|", "/", "\\rightarrow", "\\int",
@@ -195,6 +213,46 @@ class SymbolBank:
             for i in refs:
                 out[i] = None
         return [s for s in out if s is not None] + extra
+
+    def relabel(self, formula: InkFormula, rng: np.random.Generator, rate: float,
+                source: int | None = None) -> tuple[list[np.ndarray], list[str]]:
+        """A new formula from ``formula``: each of its symbols that ``RELABEL_GROUPS`` holds is, with
+        probability ``rate``, replaced throughout (every instance, in the ink and in the tokens) by
+        another symbol of its group, each instance in another writer's strokes fitted into its box.
+        ``x^2 + x`` may become ``a^7 + a``: the layout is real handwriting, the token sequence one
+        the training set may not have, so the decoder cannot recite it from memory. A label is
+        replaced only where its token occurs as often as its segmented instances (a fraction bar is
+        segmented as ``-`` but written ``\\frac``), so the tokens stay true to the ink. Returns the
+        strokes and the tokens."""
+        tokens = list(formula.tokens)
+        if rate <= 0 or not formula.symbols:
+            return formula.strokes, tokens
+        where: dict[str, list[list[int]]] = {}
+        for label, refs in formula.symbols:
+            refs = [i for i in refs if 0 <= i < len(formula.strokes)]
+            if refs:
+                where.setdefault(label, []).append(refs)
+        out: list[np.ndarray | None] = list(formula.strokes)
+        extra: list[np.ndarray] = []
+        for label, instances in where.items():
+            group = _GROUP_OF.get(label)
+            token = LABEL_TOKENS.get(label, label)
+            places = [k for k, t in enumerate(formula.tokens) if t == token]
+            if group is None or len(places) != len(instances) or rng.uniform() >= rate:
+                continue
+            choices = [g for g in group if g != label and self.instances.get(g)]
+            if not choices:
+                continue
+            new = choices[int(rng.integers(len(choices)))]
+            for refs in instances:
+                donors = [inst for inst in self.instances[new] if inst[0] != source] or self.instances[new]
+                _, donor = donors[int(rng.integers(len(donors)))]
+                extra.extend(fit_into([formula.strokes[i] for i in refs], donor, new in STRETCHY))
+                for i in refs:
+                    out[i] = None
+            for k in places:
+                tokens[k] = LABEL_TOKENS.get(new, new)
+        return [s for s in out if s is not None] + extra, tokens
 
 
 def fit_into(target: Sequence[np.ndarray], donor: Sequence[np.ndarray], stretch: bool) -> list[np.ndarray]:
@@ -309,10 +367,15 @@ class BatchSource:
         # each batch gets 0..pad_margin blank columns after its widest formula, so the model also
         # learns from inputs with blank paper after the ink, as it reads them (formula_decode.MARGIN)
         self.pad_margin = pad_margin
+        self.reverse = reverse
         self.rng = np.random.default_rng(seed)
 
     def image(self, i: int) -> np.ndarray:
         raise NotImplementedError
+
+    def example(self, i: int) -> tuple[np.ndarray, list[int]]:
+        """Formula ``i`` as the model reads it and its target token ids (a subclass may change both)."""
+        return self.image(i), self.ids[i]
 
     def epoch_batches(self) -> list[list[int]]:
         return bucketed_batches(self.widths, self.lengths, self.batch_size, self.rng, self.max_pixels)
@@ -322,7 +385,8 @@ class BatchSource:
                                     self.max_pixels))
 
     def make_batch(self, batch: Sequence[int]):
-        tokens_in, targets = pad_tokens([self.ids[i] for i in batch], self.vocab)
+        images, ids = zip(*(self.example(i) for i in batch))
+        tokens_in, targets = pad_tokens(ids, self.vocab)
         if self.token_dropout:
             # the decoder sees <unk> for some of the previous tokens, so it must read them from the
             # image instead of reciting formulas it has memorised (the start token is kept)
@@ -330,7 +394,7 @@ class BatchSource:
             hide[:, 0] = False
             tokens_in = np.where(hide, self.vocab.unk_id, tokens_in).astype(np.int32)
         margin = int(self.rng.integers(0, self.pad_margin + 1)) if self.pad_margin else 0
-        return (pad_batch([self.image(i) for i in batch], margin=margin), tokens_in), targets
+        return (pad_batch(images, margin=margin), tokens_in), targets
 
     def __iter__(self) -> Iterator:
         while True:
@@ -358,7 +422,7 @@ class TrainingBatches(BatchSource):
     def __init__(self, formulas: Sequence[InkFormula], vocab: Vocabulary, batch_size: int = 32,
                  max_tokens: int = 120, seed: int = 0, augment: bool = True, height: int = HEIGHT,
                  max_width: int = MAX_WIDTH, token_dropout: float = 0.0, augment_strength: float = 1.0,
-                 swap_symbols: float = 0.0, pad_margin: int = 0, reverse: bool = False):
+                 swap_symbols: float = 0.0, pad_margin: int = 0, reverse: bool = False, relabel: float = 0.0):
         kept = [f for f in formulas if 0 < len(f.tokens) <= max_tokens]
         self.formulas = kept
         self.augment = augment
@@ -367,7 +431,12 @@ class TrainingBatches(BatchSource):
             raise ValueError(f"the symbol swap rate must be in [0, 1], not {swap_symbols}")
         # with augmentation, each symbol is written by another hand with this probability
         self.swap_symbols = swap_symbols
-        self.bank = SymbolBank(kept) if augment and swap_symbols > 0 else None
+        if not 0 <= relabel <= 1:
+            raise ValueError(f"the relabelling rate must be in [0, 1], not {relabel}")
+        # with augmentation, each replaceable symbol is replaced throughout by another of its group
+        # with this probability (SymbolBank.relabel), and the targets follow
+        self.relabel = relabel
+        self.bank = SymbolBank(kept) if augment and (swap_symbols > 0 or relabel > 0) else None
         self.max_width = max_width
         widths = [render_formula(f.strokes, height, max_width).width for f in kept]
         super().__init__([vocab.encode(f.tokens) for f in kept], widths, vocab, batch_size, seed, height,
@@ -376,13 +445,22 @@ class TrainingBatches(BatchSource):
         self._plain = None if augment else [ink_array(render_formula(f.strokes, height, max_width)) for f in kept]
 
     def image(self, i: int) -> np.ndarray:
-        if self.augment:
-            formula = self.formulas[i]
-            strokes = formula.strokes
-            if self.bank is not None:
-                strokes = self.bank.restyle(formula, self.rng, self.swap_symbols, source=i)
-            return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength)
-        return self._plain[i]
+        return self.example(i)[0]
+
+    def example(self, i: int) -> tuple[np.ndarray, list[int]]:
+        if not self.augment:
+            return self._plain[i], self.ids[i]
+        formula, ids = self.formulas[i], self.ids[i]
+        strokes = formula.strokes
+        if self.bank is not None and self.relabel > 0:
+            strokes, tokens = self.bank.relabel(formula, self.rng, self.relabel, source=i)
+            if tokens != formula.tokens:
+                ids = self.vocab.encode(tokens)
+                ids = ids[::-1] if self.reverse else ids
+                formula = InkFormula(formula.id, strokes, tokens)  # its segmentation is stale: not restyled
+        if self.bank is not None and self.swap_symbols > 0:
+            strokes = self.bank.restyle(formula, self.rng, self.swap_symbols, source=i)
+        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength), ids
 
 
 def plain_images(formulas: Sequence[InkFormula], height: int = HEIGHT, max_width: int = MAX_WIDTH) -> list[np.ndarray]:

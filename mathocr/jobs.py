@@ -471,6 +471,9 @@ register_kind(ModelKind(
               "how far augmentation bends the ink (1: the default amounts)"),
         Param("swap_symbols", "--swap-symbols", float, 0.0, 0.0, 1.0,
               "the share of symbols rewritten in another writer's strokes, each epoch"),
+        Param("relabel", "--relabel", float, 0.0, 0.0, 1.0,
+              "the chance that each digit, letter or operator is replaced throughout by another of its kind, "
+              "each epoch (new token sequences)"),
         Param("dropout", "--dropout", float, 0.2, 0.0, 0.9, "dropout in the encoder and decoder"),
         Param("token_dropout", "--token-dropout", float, 0.0, 0.0, 0.9,
               "the share of previous tokens hidden from the decoder in training"),

@@ -125,3 +125,65 @@ def test_crohme_formulas_carry_their_segmentation(real_data):
     for f in segmented[:50]:
         covered = sorted(i for _, refs in f.symbols for i in refs)
         assert covered == list(range(len(f.strokes)))  # each stroke in exactly one symbol
+
+
+def test_relabel_replaces_a_symbol_throughout_and_the_tokens_follow():
+    from mathocr.formula_data import SymbolBank
+
+    own = formula_of(["x", "+", "x", "=", "2"], "x + x = 2", "own")
+    other = formula_of(["a", "-", "1"], "a - 1", "other", size=30.0, x0=1000.0)
+    bank = SymbolBank([own, other])
+    strokes, tokens = bank.relabel(own, np.random.default_rng(0), rate=1.0, source=0)
+    # each replaceable symbol became the only other member of its group in the bank, every
+    # instance of it; '=' has no other relation to become and stays
+    assert tokens == ["a", "-", "a", "=", "1"]
+    assert own.tokens == ["x", "+", "x", "=", "2"]
+    assert len(strokes) == 2 + 1 + 2 + 2 + 1  # a, -, a, = (own strokes), 1
+    equals = [own.strokes[i] for i in own.symbols[3][1]]
+    assert sum(any(s is t for t in equals) for s in strokes) == 2
+    assert not any(any(s is t for t in own.strokes) for s in strokes if not any(s is e for e in equals))
+    # the donors' a's sit in the x's boxes, in their order from left to right
+    circles = sorted((s for s in strokes if len(s) > 2), key=lambda s: s[:, 0].min())
+    for circle, (_, refs) in zip(circles, [own.symbols[0], own.symbols[2]]):
+        x0, y0, x1, y1 = box([own.strokes[i] for i in refs])
+        cx0, cy0, cx1, cy1 = box([circle])
+        assert x0 - 1e-3 <= cx0 < cx1 <= x1 + 1e-3 and y0 - 1e-3 <= cy0 < cy1 <= y1 + 1e-3
+
+
+def test_relabel_keeps_what_its_tokens_do_not_say_and_what_it_cannot_replace():
+    from mathocr.formula_data import InkFormula, SymbolBank
+
+    # a fraction's bar is segmented as '-' but written \frac: relabelling it would make the tokens wrong
+    fraction = formula_of(["-", "1", "2"], "\\frac { 1 } { 2 }", "fraction")
+    other = formula_of(["+", "x"], "+ x", "other")
+    loose = InkFormula("canvas", other.strokes, other.tokens)  # no segmentation: a canvas drawing
+    bank = SymbolBank([fraction, other, loose])
+    rng = np.random.default_rng(0)
+    strokes, tokens = bank.relabel(fraction, rng, rate=1.0, source=0)
+    assert tokens == ["\\frac", "{", "2", "}", "{", "1", "}"]  # the digits swapped, with their own as donors
+    assert any(s is fraction.strokes[0] for s in strokes) and len(strokes) == 3  # the bar is kept
+    assert bank.relabel(fraction, rng, rate=0.0) == (fraction.strokes, fraction.tokens)
+    assert bank.relabel(loose, rng, rate=1.0) == (loose.strokes, loose.tokens)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_relabelled_training_batches_target_the_new_tokens(tmp_path, reverse):
+    from mathocr.formula_data import TrainingBatches, load_inkml_formulas
+    from mathocr.latex import Vocabulary
+
+    for i, (labels, truth) in enumerate([(["x", "+", "1"], "x+1"), (["x", "-", "1"], "x-1"),
+                                         (["(", "a", ")"], "(a)")]):
+        write_inkml(tmp_path / f"e{i}.inkml", symbols_in_a_row(labels), truth)
+    formulas, _ = load_inkml_formulas(sorted(tmp_path.glob("*.inkml")))
+    vocab = Vocabulary.from_sequences(f.tokens for f in formulas)
+    with pytest.raises(ValueError, match="relabelling rate"):
+        TrainingBatches(formulas, vocab, batch_size=3, relabel=1.5)
+    source = TrainingBatches(formulas, vocab, batch_size=3, seed=0, relabel=1.0, reverse=reverse)
+    (images, tokens_in), targets = next(iter(source))
+    assert images.shape[0] == 3 and images.max() > 0.5
+    # x and a trade places, + and -; the only digit stays
+    written = sorted(" ".join(vocab.decode(row)) for row in targets)  # right to left when reversed
+    expected = sorted(" ".join(s[::-1] if reverse else s) for s in (["a", "-", "1"], ["a", "+", "1"], ["(", "x", ")"]))
+    assert written == expected
+    plain = TrainingBatches(formulas, vocab, batch_size=3, seed=0, relabel=0.0, reverse=reverse)
+    assert sorted(map(tuple, next(iter(plain))[1].tolist())) != sorted(map(tuple, targets.tolist()))
