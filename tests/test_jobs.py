@@ -135,8 +135,8 @@ def test_every_kind_turns_its_presets_into_command_arguments():
     parser = __import__(formulas.module, fromlist=["build_parser"]).build_parser()
     standard = {**{p.name: p.default for p in formulas.params}, **formulas.presets["standard"]}
     args = parser.parse_args(formulas.command_args(standard) + ["--name", "x"])
-    assert (args.dropout, args.token_dropout, args.augment_strength, args.guide_weight, args.swap_symbols) == (
-        0.3, 0.2, 2.0, 0.5, 0.5)
+    assert (args.dropout, args.token_dropout, args.augment_strength, args.guide_weight, args.relabel,
+            args.swap_symbols) == (0.3, 0.2, 2.0, 0.5, 0.25, 0.0)
     with pytest.raises(ValueError, match="swap_symbols must be at most 1"):
         formulas.command_args({"swap_symbols": "1.5"})
 
