@@ -255,6 +255,62 @@ class SymbolBank:
         return [s for s in out if s is not None] + extra, tokens
 
 
+# Operators that may join two formulas written one after the other (``concatenate``); None: side by side
+JOINERS = ("+", "-", "=", None)
+
+
+# the labels whose boxes tell how large a formula is written and where its line runs (letters, digits)
+_SIZING = frozenset(label for group in RELABEL_GROUPS[:5] for label in group)
+
+
+def writing_line(formula: InkFormula) -> tuple[float, float]:
+    """How large ``formula`` is written and the height its line runs at: the upper quartile of its
+    letters' and digits' box sizes (the larger side) and the median of their vertical centres, from
+    its segmentation (scripts are smaller and off the line, but fewer); without one, the same of
+    its strokes."""
+    boxes = [_box([formula.strokes[i] for i in refs if 0 <= i < len(formula.strokes)])
+             for label, refs in formula.symbols
+             if label in _SIZING and any(0 <= i < len(formula.strokes) for i in refs)]
+    if len(boxes) < 2:
+        boxes = [(s[:, :2].min(axis=0), s[:, :2].max(axis=0)) for s in formula.strokes if len(s)]
+    if not boxes:
+        return 1.0, 0.0
+    sizes = [float((hi - lo).max()) for lo, hi in boxes]
+    centres = [float(lo[1] + hi[1]) / 2 for lo, hi in boxes]
+    return max(float(np.percentile(sizes, 75)), 1e-6), float(np.median(centres))
+
+
+def concatenate(first: Sequence[np.ndarray], second: Sequence[np.ndarray], rng: np.random.Generator,
+                lines: tuple[tuple[float, float], tuple[float, float]], joiner: Sequence[np.ndarray] | None = None
+                ) -> list[np.ndarray]:
+    """One line of ink: ``second`` written after ``first``, scaled to its writing size (within
+    15 %) and moved onto its line (``lines``: each one's ``writing_line``), a random gap of a
+    third to four fifths of a symbol between them; with ``joiner`` (an operator's strokes, another
+    writer's), that between them too, about a symbol large, centred on the line. Strokes keep any
+    columns beyond x and y."""
+    (size, line), (size2, line2) = lines
+
+    def placed(strokes, scale, mid, left):
+        strokes = [np.array(s, np.float32, copy=True) for s in strokes]
+        lo = min(float(s[:, 0].min()) for s in strokes)
+        for s in strokes:
+            s[:, 0] = (s[:, 0] - lo) * scale + left
+            s[:, 1] = (s[:, 1] - mid) * scale + line
+        return strokes, max(float(s[:, 0].max()) for s in strokes)
+
+    out = [np.asarray(s, np.float32) for s in first]
+    cursor = max(float(s[:, 0].max()) for s in out) + size * rng.uniform(0.3, 0.8)
+    if joiner is not None and len(joiner):
+        points = np.concatenate([s[:, :2] for s in joiner])
+        extent = max(float(np.ptp(points, axis=0).max()), 1e-6)
+        mid = float(points[:, 1].min() + points[:, 1].max()) / 2
+        strokes, cursor = placed(joiner, size * rng.uniform(0.55, 0.85) / extent, mid, cursor)
+        out += strokes
+        cursor += size * rng.uniform(0.3, 0.8)
+    strokes, _ = placed(second, size / size2 * rng.uniform(0.85, 1.15), line2, cursor)
+    return out + strokes
+
+
 def fit_into(target: Sequence[np.ndarray], donor: Sequence[np.ndarray], stretch: bool) -> list[np.ndarray]:
     """``donor``'s strokes scaled and moved onto the bounding box of ``target``'s. Each axis is
     fitted on its own where both shapes have extent on it; a thin axis (the height of a minus)
@@ -422,7 +478,8 @@ class TrainingBatches(BatchSource):
     def __init__(self, formulas: Sequence[InkFormula], vocab: Vocabulary, batch_size: int = 32,
                  max_tokens: int = 120, seed: int = 0, augment: bool = True, height: int = HEIGHT,
                  max_width: int = MAX_WIDTH, token_dropout: float = 0.0, augment_strength: float = 1.0,
-                 swap_symbols: float = 0.0, pad_margin: int = 0, reverse: bool = False, relabel: float = 0.0):
+                 swap_symbols: float = 0.0, pad_margin: int = 0, reverse: bool = False, relabel: float = 0.0,
+                 concat: float = 0.0):
         kept = [f for f in formulas if 0 < len(f.tokens) <= max_tokens]
         self.formulas = kept
         self.augment = augment
@@ -436,31 +493,106 @@ class TrainingBatches(BatchSource):
         # with augmentation, each replaceable symbol is replaced throughout by another of its group
         # with this probability (SymbolBank.relabel), and the targets follow
         self.relabel = relabel
-        self.bank = SymbolBank(kept) if augment and (swap_symbols > 0 or relabel > 0) else None
+        if not 0 <= concat <= 1:
+            raise ValueError(f"the concatenation rate must be in [0, 1], not {concat}")
+        # with augmentation, this share of each epoch's examples are two formulas written on one line
+        # (``concatenate``), joined by another writer's operator or side by side, the tokens following
+        self.concat = concat
+        self.max_tokens = max_tokens
+        self.bank = SymbolBank(kept) if augment and (swap_symbols > 0 or relabel > 0 or concat > 0) else None
         self.max_width = max_width
         widths = [render_formula(f.strokes, height, max_width).width for f in kept]
         super().__init__([vocab.encode(f.tokens) for f in kept], widths, vocab, batch_size, seed, height,
                          max_pixels=batch_size * 256, token_dropout=token_dropout, pad_margin=pad_margin,
                          reverse=reverse)
         self._plain = None if augment else [ink_array(render_formula(f.strokes, height, max_width)) for f in kept]
+        self._lines: dict[int, tuple[float, float]] = {}
+        self._joiners = [j for j in JOINERS if j is None or (self.bank and self.bank.instances.get(j) and j in vocab)]
+
+    # pairs of formulas leave this much room for the gap between them, in pixels at the model's height
+    PAIR_GAP = 32
+
+    def epoch_items(self) -> list[int | tuple[int, int]]:
+        """This epoch's examples: each formula once, a ``concat`` share of them as ``(i, j)``, the
+        formula followed by another whose plain width and length leave the pair within the model's
+        widest input and ``max_tokens``."""
+        items: list[int | tuple[int, int]] = list(range(len(self.formulas)))
+        if not (self.augment and self.concat > 0 and len(self.formulas) > 1):
+            return items
+        order = np.argsort(self.widths, kind="stable")
+        sorted_widths = np.asarray(self.widths)[order]
+        for i in range(len(items)):
+            if self.rng.uniform() >= self.concat:
+                continue
+            room = self.max_width - self.widths[i] - self.PAIR_GAP
+            fits = int(np.searchsorted(sorted_widths, room, side="right"))
+            for _ in range(4):
+                if fits == 0:
+                    break
+                j = int(order[int(self.rng.integers(fits))])
+                if j != i and self.lengths[i] + self.lengths[j] + 1 <= self.max_tokens:
+                    items[i] = (i, j)
+                    break
+        return items
+
+    def epoch_batches(self) -> list[list]:
+        items = self.epoch_items()
+        if all(isinstance(item, int) for item in items):
+            return super().epoch_batches()
+        # bucketed by the pairs' widths (at most the sum of both and the gap) and lengths
+        widths = [self.widths[t] if isinstance(t, int) else self.widths[t[0]] + self.widths[t[1]] + self.PAIR_GAP
+                  for t in items]
+        lengths = [self.lengths[t] if isinstance(t, int) else self.lengths[t[0]] + self.lengths[t[1]] + 1
+                   for t in items]
+        return [[items[k] for k in batch]
+                for batch in bucketed_batches(widths, lengths, self.batch_size, self.rng, self.max_pixels)]
 
     def image(self, i: int) -> np.ndarray:
         return self.example(i)[0]
 
-    def example(self, i: int) -> tuple[np.ndarray, list[int]]:
+    def example(self, i: int | tuple[int, int]) -> tuple[np.ndarray, list[int]]:
+        """Formula ``i`` (or the pair ``(i, j)`` of ``epoch_items``, written on one line) as the
+        model reads it, newly written, and its target token ids."""
+        if isinstance(i, tuple):
+            (strokes, tokens), (second, tokens2) = self._written(i[0]), self._written(i[1])
+            joiner = self._joiners[int(self.rng.integers(len(self._joiners)))] if self._joiners else None
+            # relabelled symbols fill the boxes of those they replace: the original's line still holds
+            lines = (self._line(i[0]), self._line(i[1]))
+            if joiner is None:
+                strokes = concatenate(strokes, second, self.rng, lines)
+                tokens = tokens + tokens2
+            else:
+                donors = self.bank.instances[joiner]
+                strokes = concatenate(strokes, second, self.rng, lines, donors[int(self.rng.integers(len(donors)))][1])
+                tokens = tokens + [joiner] + tokens2
+            ids = self.vocab.encode(tokens)
+            ids = ids[::-1] if self.reverse else ids
+            return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength), ids
         if not self.augment:
             return self._plain[i], self.ids[i]
-        formula, ids = self.formulas[i], self.ids[i]
-        strokes = formula.strokes
+        strokes, tokens = self._written(i)
+        ids = self.ids[i]
+        if tokens != self.formulas[i].tokens:
+            ids = self.vocab.encode(tokens)
+            ids = ids[::-1] if self.reverse else ids
+        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength), ids
+
+    def _line(self, i: int) -> tuple[float, float]:
+        if i not in self._lines:
+            self._lines[i] = writing_line(self.formulas[i])
+        return self._lines[i]
+
+    def _written(self, i: int) -> tuple[list[np.ndarray], list[str]]:
+        """Formula ``i``'s strokes and tokens, relabelled and restyled as configured."""
+        formula = self.formulas[i]
+        strokes, tokens = formula.strokes, list(formula.tokens)
         if self.bank is not None and self.relabel > 0:
             strokes, tokens = self.bank.relabel(formula, self.rng, self.relabel, source=i)
             if tokens != formula.tokens:
-                ids = self.vocab.encode(tokens)
-                ids = ids[::-1] if self.reverse else ids
                 formula = InkFormula(formula.id, strokes, tokens)  # its segmentation is stale: not restyled
         if self.bank is not None and self.swap_symbols > 0:
             strokes = self.bank.restyle(formula, self.rng, self.swap_symbols, source=i)
-        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength), ids
+        return strokes, tokens
 
 
 def plain_images(formulas: Sequence[InkFormula], height: int = HEIGHT, max_width: int = MAX_WIDTH) -> list[np.ndarray]:

@@ -475,6 +475,8 @@ register_kind(ModelKind(
         Param("relabel", "--relabel", float, 0.0, 0.0, 1.0,
               "the chance that each digit, letter or operator is replaced throughout by another of its kind, "
               "each epoch (new token sequences)"),
+        Param("concat", "--concat", float, 0.0, 0.0, 1.0,
+              "the share of each epoch's formulas written on one line with another (longer, new sequences)"),
         Param("dropout", "--dropout", float, 0.2, 0.0, 0.9, "dropout in the encoder and decoder"),
         Param("token_dropout", "--token-dropout", float, 0.0, 0.0, 0.9,
               "the share of previous tokens hidden from the decoder in training"),

@@ -147,6 +147,19 @@ IM2LATEX_ROWS = [
 ]
 
 
+def segmented_formulas(folder: str | Path, rows: Sequence[tuple[Sequence[str], str]]):
+    """``(formulas, vocabulary)``: each row (labels written in a row, truth) written as an InkML file
+    in ``folder`` and read back with its segmentation, as training reads CROHME."""
+    from mathocr.formula_data import load_inkml_formulas
+    from mathocr.latex import Vocabulary
+
+    folder = Path(folder)
+    for i, (labels, truth) in enumerate(rows):
+        write_inkml(folder / f"e{i}.inkml", symbols_in_a_row(labels), truth)
+    formulas, _ = load_inkml_formulas(sorted(folder.glob("e*.inkml")))
+    return formulas, Vocabulary.from_sequences(f.tokens for f in formulas)
+
+
 def synthetic_counts() -> dict[str, int]:
     """Expressions per split in the synthetic CROHME tree."""
     counts = {split: 0 for split in SPLIT_OF_FOLDER.values()}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fixtures import glyph, symbols_in_a_row, write_inkml
+from fixtures import glyph, segmented_formulas, symbols_in_a_row, write_inkml
 
 
 def formula_of(labels, truth, id_="f", size=100.0, x0=0.0):
@@ -168,14 +168,10 @@ def test_relabel_keeps_what_its_tokens_do_not_say_and_what_it_cannot_replace():
 
 @pytest.mark.parametrize("reverse", [False, True])
 def test_relabelled_training_batches_target_the_new_tokens(tmp_path, reverse):
-    from mathocr.formula_data import TrainingBatches, load_inkml_formulas
-    from mathocr.latex import Vocabulary
+    from mathocr.formula_data import TrainingBatches
 
-    for i, (labels, truth) in enumerate([(["x", "+", "1"], "x+1"), (["x", "-", "1"], "x-1"),
-                                         (["(", "a", ")"], "(a)")]):
-        write_inkml(tmp_path / f"e{i}.inkml", symbols_in_a_row(labels), truth)
-    formulas, _ = load_inkml_formulas(sorted(tmp_path.glob("*.inkml")))
-    vocab = Vocabulary.from_sequences(f.tokens for f in formulas)
+    formulas, vocab = segmented_formulas(tmp_path, [(["x", "+", "1"], "x+1"), (["x", "-", "1"], "x-1"),
+                                                    (["(", "a", ")"], "(a)")])
     with pytest.raises(ValueError, match="relabelling rate"):
         TrainingBatches(formulas, vocab, batch_size=3, relabel=1.5)
     source = TrainingBatches(formulas, vocab, batch_size=3, seed=0, relabel=1.0, reverse=reverse)

@@ -1,0 +1,117 @@
+"""Two training formulas written on one line (``--concat``): the second at the first's writing
+size and on its line, an operator in another writer's hand between them or none, the target
+tokens following, and the pairs bucketed as wide as they are."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fixtures import segmented_formulas, symbols_in_a_row
+
+
+def formula_of(labels, truth, size=100.0, x0=0.0, y0=0.0, y_offsets=None):
+    from mathocr.formula_data import InkFormula
+
+    strokes, symbols = [], []
+    for label, group in symbols_in_a_row(labels, size=size, y_offsets=y_offsets):
+        symbols.append((label, tuple(range(len(strokes), len(strokes) + len(group)))))
+        strokes += [s + (x0, y0) for s in group]
+    return InkFormula("f", strokes, truth.split(), symbols)
+
+
+def box(strokes):
+    points = np.concatenate([s[:, :2] for s in strokes])
+    return np.concatenate([points.min(axis=0), points.max(axis=0)])
+
+
+def test_writing_line_reads_the_letters_not_the_scripts():
+    from mathocr.formula_data import InkFormula, writing_line
+
+    big = formula_of(["x", "2", "y", "a", "1"], "x ^ { 2 } y a _ { 1 }", y_offsets=[0, -0.5, 0, 0, 0.5])
+    small = formula_of(["x", "2", "y", "a", "1"], "x ^ { 2 } y a _ { 1 }", size=30.0, x0=900.0, y0=400.0,
+                       y_offsets=[0, -0.5, 0, 0, 0.5])
+    (size, line), (size2, line2) = writing_line(big), writing_line(small)
+    assert size2 / size == pytest.approx(0.3, rel=1e-4)
+    # the line runs through the letters, not between them and the scripts
+    letters = box([big.strokes[i] for label, refs in big.symbols if label in "xya" for i in refs])
+    assert line == pytest.approx((letters[1] + letters[3]) / 2, abs=0.2 * size)
+    assert line2 == pytest.approx(400.0 + 0.3 * line, rel=1e-4)
+    # without a segmentation (a canvas drawing) the strokes stand in for the symbols
+    loose = InkFormula("canvas", big.strokes, big.tokens)
+    assert writing_line(loose)[0] == pytest.approx(size, rel=0.5)
+
+
+def test_concatenate_writes_the_second_after_the_first_at_its_size_on_its_line():
+    from mathocr.formula_data import concatenate, writing_line
+
+    first = formula_of(["x", "+", "1"], "x + 1")
+    second = formula_of(["a", "b"], "a b", size=30.0, x0=5000.0, y0=-800.0)
+    # a third column (time) must survive
+    joiner = [np.column_stack([s, np.arange(len(s))]) for s in formula_of(["="], "=", size=7.0).strokes]
+    lines = (writing_line(first), writing_line(second))
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        out = concatenate(first.strokes, second.strokes, rng, lines, joiner)
+        assert len(out) == len(first.strokes) + len(joiner) + len(second.strokes)
+        for mine, theirs in zip(out, first.strokes):
+            np.testing.assert_array_equal(mine, theirs)  # the first stays where it was
+        placed_joiner = out[len(first.strokes):len(first.strokes) + len(joiner)]
+        placed_second = out[len(first.strokes) + len(joiner):]
+        assert all(s.shape[1] == 3 for s in placed_joiner)
+        b1, bj, b2 = box(first.strokes), box(placed_joiner), box(placed_second)
+        size = lines[0][0]
+        # in order, left to right, with gaps of a third to four fifths of a symbol
+        assert b1[2] + 0.3 * size - 1e-3 <= bj[0] <= b1[2] + 0.8 * size + 1e-3
+        assert bj[2] + 0.3 * size - 1e-3 <= b2[0] <= bj[2] + 0.8 * size + 1e-3
+        # the joiner is about a symbol large, on the line; the second is written as large as the first
+        assert 0.55 * size - 1e-3 <= max(bj[2] - bj[0], bj[3] - bj[1]) <= 0.85 * size + 1e-3
+        assert (bj[1] + bj[3]) / 2 == pytest.approx(lines[0][1], abs=1e-3)
+        scale = (b2[3] - b2[1]) / (box(second.strokes)[3] - box(second.strokes)[1])
+        ratio = lines[0][0] / lines[1][0]  # their letters' sizes
+        assert 0.85 * ratio - 1e-3 <= scale <= 1.15 * ratio + 1e-3
+        moved = formula_of(["a", "b"], "a b")
+        moved.strokes, moved.symbols = placed_second, second.symbols
+        assert writing_line(moved)[1] == pytest.approx(lines[0][1], abs=1e-3)
+    # side by side, without a joiner
+    out = concatenate(first.strokes, second.strokes, np.random.default_rng(0), lines)
+    assert len(out) == len(first.strokes) + len(second.strokes) and box(out[len(first.strokes):])[0] > box(first.strokes)[2]
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_concatenated_training_batches_target_both_formulas(tmp_path, reverse):
+    from mathocr.formula_data import TrainingBatches
+
+    formulas, vocab = segmented_formulas(tmp_path, [(["x", "+", "1"], "x+1"), (["x", "=", "2"], "x=2"),
+                                                    (["(", "a", ")"], "(a)"), (["y", "-", "b"], "y-b")])
+    with pytest.raises(ValueError, match="concatenation rate"):
+        TrainingBatches(formulas, vocab, batch_size=4, concat=1.5)
+    source = TrainingBatches(formulas, vocab, batch_size=4, seed=0, concat=1.0, reverse=reverse)
+    items = source.epoch_items()
+    assert all(isinstance(t, tuple) and t[0] == k and t[1] != k for k, t in enumerate(items))
+    singles = [f.tokens for f in formulas]
+    seen_joiners = set()
+    for _ in range(6):
+        for batch in source.epoch_batches():
+            (images, tokens_in), targets = source.make_batch(batch)
+            assert images.shape[0] == len(batch)
+            for (i, j), row, image in zip(batch, targets, images):
+                tokens = vocab.decode(row)
+                tokens = tokens[::-1] if reverse else tokens
+                a, b = singles[i], singles[j]
+                assert tokens[:len(a)] == a and tokens[len(tokens) - len(b):] == b
+                middle = tokens[len(a):len(tokens) - len(b)]
+                assert middle in ([], ["+"], ["-"], ["="])
+                seen_joiners.add(tuple(middle))
+                # the pair is wider than either formula alone
+                assert np.flatnonzero(image.max(axis=(0, 2)) > 0.5).max() > max(source.widths[i], source.widths[j])
+    assert len(seen_joiners) == 4
+    # no pair is longer than max_tokens, nor wider than the widest input
+    short = TrainingBatches(formulas, vocab, batch_size=4, seed=0, concat=1.0, max_tokens=6)
+    assert all(isinstance(t, int) for t in short.epoch_items())
+    narrow = TrainingBatches(formulas, vocab, batch_size=4, seed=0, concat=1.0,
+                             max_width=max(source.widths) + TrainingBatches.PAIR_GAP)
+    assert all(isinstance(t, int) for t in narrow.epoch_items())
+    # off: the same batches as before there was concatenation
+    plain = TrainingBatches(formulas, vocab, batch_size=4, seed=0, concat=0.0)
+    assert all(isinstance(i, int) for batch in plain.epoch_batches() for i in batch)
