@@ -10,6 +10,7 @@ A run directory holds everything about one training run, so that a run outlives 
         log.txt            the training process's output
         backup/            BackupAndRestore's state: a killed run resumes from its last epoch
         best.keras         the best model so far on the validation metric
+        epochs/            with ``keep_epochs``: every epoch's model (epoch-01.keras, epoch-02.keras, ...)
         model/             the exported model that recognizers load (written at the end)
         evaluation.json    the final evaluation on the test split
 
@@ -75,8 +76,13 @@ class Run:
     log_file = property(lambda self: self.path / "log.txt")
     backup_dir = property(lambda self: self.path / "backup")
     best_model = property(lambda self: self.path / "best.keras")
+    epochs_dir = property(lambda self: self.path / "epochs")
     model_dir = property(lambda self: self.path / "model")
     evaluation_file = property(lambda self: self.path / "evaluation.json")
+
+    def epoch_model(self, epoch: int) -> Path:
+        """Where ``keep_epochs`` saves the model at the end of ``epoch`` (counted from 1, as Keras logs)."""
+        return self.epochs_dir / f"epoch-{epoch:02d}.keras"
 
     def config(self) -> dict:
         return read_json(self.config_file, {})
@@ -133,9 +139,12 @@ def make_strategy(name: str = "default"):
 
 
 def training_callbacks(run: Run, monitor: str = "val_loss", mode: str = "min", patience: int | None = None,
-                       steps_per_epoch: int | None = None, epochs: int | None = None) -> list:
+                       steps_per_epoch: int | None = None, epochs: int | None = None,
+                       keep_epochs: bool = False) -> list:
     """The callbacks every training command uses: resume after a kill (BackupAndRestore), the best
-    checkpoint, per-epoch metrics appended to CSV, early stopping, and live status for the app."""
+    checkpoint, per-epoch metrics appended to CSV, early stopping, and live status for the app.
+    ``keep_epochs`` also saves every epoch's model (``Run.epoch_model``), so that an epoch can be
+    chosen afterwards by another measure than the monitored one."""
     import keras
 
     callbacks = [
@@ -144,6 +153,9 @@ def training_callbacks(run: Run, monitor: str = "val_loss", mode: str = "min", p
         keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: append_metrics(run.metrics_file, epoch, logs)),
         StatusCallback(run, steps_per_epoch=steps_per_epoch, epochs=epochs),
     ]
+    if keep_epochs:
+        run.epochs_dir.mkdir(parents=True, exist_ok=True)
+        callbacks.insert(2, keras.callbacks.ModelCheckpoint(str(run.epochs_dir / "epoch-{epoch:02d}.keras")))
     if patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=patience,
                                                        restore_best_weights=True))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -118,10 +119,31 @@ def test_training_command_trains_exports_and_resumes(inkml_dir, tmp_path, capsys
     evaluation = json.loads((run / "evaluation.json").read_text())
     assert KEYS <= set(evaluation["test"])
     assert FormulaRecognizer.load(tmp_path / "export").margins == (64, 128, 192)  # handwritten: three readings
-    # the same command with more epochs carries on from the finished epoch
-    assert main(common + ["--epochs", "2", "--no-test"]) == 0
+    # the same command with more epochs carries on from the finished epoch, here keeping each epoch's model
+    assert main(common + ["--epochs", "2", "--no-test", "--keep-epochs"]) == 0
     rows = (run / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2  # header, epoch 1, epoch 2
+    assert sorted(p.name for p in (run / "epochs").iterdir()) == ["epoch-02.keras"]  # epoch 1 ran without it
+    assert main(["--name", "tiny", "--runs", str(tmp_path / "runs"), "--export-only", "--epoch", "2",
+                 "--export", str(tmp_path / "epoch2")]) == 0
+    import keras
+    last = keras.saving.load_model(run / "last.keras", compile=False)  # epoch 2 was the last
+    for mine, theirs in zip(FormulaRecognizer.load(tmp_path / "epoch2").model.get_weights(), last.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    with pytest.raises(SystemExit, match="no model of epoch 1"):
+        main(["--name", "tiny", "--runs", str(tmp_path / "runs"), "--export-only", "--epoch", "1"])
+    # a third epoch, then the mean of epochs 2 and 3 in weight space
+    assert main(common + ["--epochs", "3", "--no-test", "--keep-epochs"]) == 0
+    assert main(["--name", "tiny", "--runs", str(tmp_path / "runs"), "--export-only", "--average-epochs", "2-3",
+                 "--export", str(tmp_path / "mean")]) == 0
+    two, three = (keras.saving.load_model(run / "epochs" / f"epoch-0{e}.keras", compile=False).get_weights()
+                  for e in (2, 3))
+    mean = FormulaRecognizer.load(tmp_path / "mean").model.get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(two, three))  # the epochs differ; their mean lies between
+    for m, a, b in zip(mean, two, three):
+        np.testing.assert_allclose(m, (a + b) / 2, rtol=1e-5, atol=1e-6)
+    with pytest.raises(SystemExit, match="no model of epoch 1"):
+        main(["--name", "tiny", "--runs", str(tmp_path / "runs"), "--export-only", "--average-epochs", "1-3"])
     # --export-only takes the run's own recorded settings, whatever this command line's defaults are
     assert main(["--name", "tiny", "--runs", str(tmp_path / "runs"), "--export-only",
                  "--export", str(tmp_path / "again")]) == 0

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -59,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-test", action="store_true", help="skip the final evaluation on the test split")
     parser.add_argument("--export", help="also save the final model here (e.g. models/formulas)")
     parser.add_argument("--export-only", action="store_true", help="export the run's best checkpoint and stop")
+    parser.add_argument("--keep-epochs", action="store_true",
+                        help="also save every epoch's model in the run's epochs/ folder (about 21 MB each), "
+                             "to choose one afterwards as the product reads (with the twin, beam search)")
+    parser.add_argument("--epoch", type=int, help="with --export-only: export this epoch's model (--keep-epochs) "
+                                                   "instead of the best checkpoint")
+    parser.add_argument("--average-epochs", type=_epoch_range, metavar="FIRST-LAST",
+                        help="with --export-only: export the mean of the weights of these epochs' models "
+                             "(--keep-epochs), e.g. 5-9")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -212,12 +221,53 @@ def export_only(args) -> int:
     config, vocab_file = run.config(), run.path / "vocabulary.json"
     if not config or not vocab_file.exists():
         raise SystemExit(f"{run.path}: not a formula run (no config.json and vocabulary.json)")
-    if not run.best_model.exists():
-        raise SystemExit(f"{run.path}: no best checkpoint yet (it is written after the first epoch)")
+    if args.epoch is not None and args.average_epochs:
+        raise SystemExit("--epoch and --average-epochs: choose one")
+    epochs = [args.epoch] if args.epoch is not None else list(args.average_epochs or ())
+    sources = [run.epoch_model(e) for e in epochs] or [run.best_model]
+    for epoch, source in zip(epochs or [None], sources):
+        if not source.exists():
+            raise SystemExit(f"{run.path}: no best checkpoint yet (it is written after the first epoch)"
+                             if epoch is None else
+                             f"{run.path}: no model of epoch {epoch} (saved only with --keep-epochs; there are "
+                             f"{len(list(run.epochs_dir.glob('epoch-*.keras')))})")
     target = args.export or run.model_dir
-    export(run, run.best_model, Vocabulary.load(vocab_file), target, config)
-    print(f"exported {run.best_model} to {target}")
+    vocab = Vocabulary.load(vocab_file)
+    if len(sources) == 1:
+        export(run, sources[0], vocab, target, config)
+        print(f"exported {sources[0]} to {target}")
+        return 0
+    with tempfile.TemporaryDirectory() as scratch:
+        averaged = Path(scratch) / "averaged.keras"
+        average_models(sources, averaged)
+        export(run, averaged, vocab, target, config)
+    print(f"exported the mean of epochs {epochs[0]}-{epochs[-1]}'s weights to {target}")
     return 0
+
+
+def _epoch_range(text: str) -> range:
+    first, _, last = text.partition("-")
+    try:
+        first, last = int(first), int(last or first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not FIRST-LAST: {text!r}") from None
+    if not 1 <= first <= last:
+        raise argparse.ArgumentTypeError(f"not 1 <= FIRST <= LAST: {text!r}")
+    return range(first, last + 1)
+
+
+def average_models(paths: list[Path], target: Path) -> None:
+    """Save the first model with every weight (batch-norm statistics too) replaced by its mean over
+    the models at ``paths``, which share one architecture: the checkpoints of one run's late epochs,
+    averaged in weight space (Izmailov et al. 2018, "Averaging weights leads to wider optima")."""
+    import keras
+
+    models = [keras.saving.load_model(p, compile=False) for p in paths]
+    weights = [m.get_weights() for m in models]
+    first = weights[0]
+    models[0].set_weights([np.mean([w[i] for w in weights], axis=0).astype(first[i].dtype)
+                           if np.issubdtype(first[i].dtype, np.floating) else first[i] for i in range(len(first))])
+    models[0].save(target)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     recognizer = FormulaRecognizer(model, vocab, args.height, args.max_width, args.direction)
 
     callbacks = runs.training_callbacks(run, monitor="val_exprate", mode="max", patience=args.patience,
-                                        steps_per_epoch=steps, epochs=args.epochs)
+                                        steps_per_epoch=steps, epochs=args.epochs, keep_epochs=args.keep_epochs)
     best = best_so_far(run)
     for cb in callbacks:
         if isinstance(cb, keras.callbacks.ModelCheckpoint) and best is not None:
