@@ -216,6 +216,7 @@ def cmd_evaluate_kind(args) -> int:
     """How often an upload's kind (handwritten or typeset) is told right: the rule, and the rule
     with the models settling the pictures it is unsure of."""
     from mathocr.formula_decode import SHIPPED_MODEL_DIR, FormulaRecognizer
+    from mathocr.formula_kind import HANDWRITING_MARGIN
     from mathocr.kind_eval import TYPESET_ENGINES, evaluate_kind, kind_samples
     from mathocr.typeset import latex_available
 
@@ -223,14 +224,20 @@ def cmd_evaluate_kind(args) -> int:
     samples = kind_samples(args.split, args.n, args.data, engines=engines)
     recognizers = {"handwritten": _recognizer(args.model),
                    "typeset": FormulaRecognizer.load(args.typeset_model or SHIPPED_MODEL_DIR.parent / "typeset")}
-    rows = evaluate_kind(samples, recognizers, args.beam, None if args.json else _progress("judging"))
+    margins = tuple(args.margins or ())
+    rows = evaluate_kind(samples, recognizers, args.beam, None if args.json else _progress("judging"), margins)
     if args.json:
-        print(json.dumps({"split": args.split, "sources": rows}))
+        print(json.dumps({"split": args.split, "margin": HANDWRITING_MARGIN, "sources": rows}))
         return 0
-    print(f"{args.split} split: the share of pictures whose kind is called right")
+    print(f"{args.split} split: the share of pictures whose kind is called right "
+          f"(the models settle unsure ones with a margin of {HANDWRITING_MARGIN:g} nats per token for handwriting)")
     for source, row in rows.items():
         print(f"  {source:22s} ({row['kind']}, {row['n']}): rule {row['rule']:.1%}, with the models {row['settled']:.1%} "
               f"({row['unsure']} unsure)")
+    if margins:
+        print("with the models, by margin:  " + "  ".join(f"{source:>12s}" for source in rows))
+        for m in margins:
+            print(f"  {m:>6g}" + " " * 21 + "  ".join(f"{row['by_margin'][m]:>12.1%}" for row in rows.values()))
     return 0
 
 
@@ -305,6 +312,9 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     kd.add_argument("--model", help="the handwritten model (default: models/formulas)")
     kd.add_argument("--typeset-model", help="the typeset model (default: models/typeset)")
     kd.add_argument("--beam", type=int, default=5, help="beam width of the models' readings (the page's default)")
+    kd.add_argument("--margins", type=lambda s: [float(x) for x in s.split(",")], metavar="M1,M2,...",
+                    help="also score these handwriting margins of formula_kind.settle (nats per token), "
+                         "from the same readings: how the margin is chosen on the validation split")
     kd.add_argument("--json", action="store_true", help="print one JSON object")
     kd.set_defaults(func=cmd_evaluate_kind)
 

@@ -65,9 +65,12 @@ def kind_samples(split: str, per_source: int, root=None, seed: int = 0,
 
 
 def evaluate_kind(samples: list[KindSample], recognizers: dict, beam_width: int = 1,
-                  progress: Callable[[int, int], None] | None = None) -> dict:
+                  progress: Callable[[int, int], None] | None = None,
+                  margins: tuple[float, ...] = ()) -> dict:
     """Per source: ``n``, the share called right by the rule (``rule``) and by the rule with the
-    models settling unsure pictures (``settled``), and how many were ``unsure``. ``recognizers``
+    models settling unsure pictures (``settled``, with ``formula_kind.HANDWRITING_MARGIN``), and how
+    many were ``unsure``; with ``margins``, also ``by_margin``: the settled share at each of those
+    margins, from the same readings (to choose the margin on the validation split). ``recognizers``
     maps "handwritten" and "typeset" to a ``FormulaRecognizer``; a second model reads a picture only
     when the rule is unsure, as on the page."""
     from mathocr.formula_kind import guess_formula_kind, settle
@@ -75,19 +78,24 @@ def evaluate_kind(samples: list[KindSample], recognizers: dict, beam_width: int 
     rows: dict[str, dict] = {}
     for k, sample in enumerate(samples):
         guess = guess_formula_kind(sample.image)
-        settled = guess
+        row = rows.setdefault(sample.source, {"kind": sample.kind, "n": 0, "rule": 0, "settled": 0, "unsure": 0,
+                                              **({"by_margin": {m: 0 for m in margins}} if margins else {})})
+        calls = {m: guess for m in (None, *margins)}
         if guess.unsure:
             per_token = {kind: r.recognize_image(sample.image, beam_width).extra["per_token"]
                          for kind, r in recognizers.items()}
-            settled = settle(guess, per_token)
-        row = rows.setdefault(sample.source, {"kind": sample.kind, "n": 0, "rule": 0, "settled": 0, "unsure": 0})
+            calls = {m: settle(guess, per_token, m) for m in calls}
         row["n"] += 1
         row["rule"] += guess.kind == sample.kind
-        row["settled"] += settled.kind == sample.kind
+        row["settled"] += calls[None].kind == sample.kind
         row["unsure"] += guess.unsure
+        for m in margins:
+            row["by_margin"][m] += calls[m].kind == sample.kind
         if progress is not None:
             progress(k + 1, len(samples))
     for row in rows.values():
         row["rule"] = round(row["rule"] / row["n"], 4)
         row["settled"] = round(row["settled"] / row["n"], 4)
+        for m in margins:
+            row["by_margin"][m] = round(row["by_margin"][m] / row["n"], 4)
     return rows

@@ -60,6 +60,12 @@ def test_sans_serif_type_is_unsure_and_the_surer_model_settles_it():
     assert typeset.kind == "typeset" and typeset.unsure
     assert "typeset model is surer" in typeset.reason and "90% against 30%" in typeset.reason
     assert settle(guess, {"handwritten": -0.1, "typeset": -1.2}).kind == "handwritten"
+    # within the margin, handwriting keeps the picture, and the reason does not claim it is surer
+    close = {"handwritten": -0.5, "typeset": -0.4}
+    assert settle(guess, close, margin=0.05).kind == "typeset"
+    kept = settle(guess, close, margin=0.15)
+    assert kept.kind == "handwritten" and "nearly as sure" in kept.reason and "61% against 67%" in kept.reason
+    assert settle(guess, {"handwritten": -0.4, "typeset": -0.4}, margin=0.0).kind == "handwritten"  # a tie
     sure = KindGuess("typeset", 1.0, 0.1, "varying width")
     assert settle(sure, {"handwritten": 0.0, "typeset": -5.0}) is sure  # a sure guess stands
 
@@ -82,6 +88,7 @@ def test_evaluate_kind_scores_the_rule_and_the_settled_guess_per_source(syntheti
     import json
 
     from mathocr.cli import main
+    from mathocr.formula_kind import HANDWRITING_MARGIN
     from mathocr.typeset import latex_available
     from test_formula_model import save_tiny_recognizer
 
@@ -101,6 +108,21 @@ def test_evaluate_kind_scores_the_rule_and_the_settled_guess_per_source(syntheti
         # only unsure pictures can change their call
         assert abs(row["settled"] - row["rule"]) * row["n"] <= row["unsure"] + 1e-6
     assert sources["mathtext-dejavusans"]["unsure"] >= 1  # sans-serif type is what the models settle
-    main(["evaluate", "kind", "--split", "validation", "--n", "1", "--beam", "1",
+    # margins scored from the same readings: the shipped one agrees with "settled"; a huge one hands
+    # every unsure picture to handwriting, a hugely negative one to type
+    main(["evaluate", "kind", "--split", "validation", "--n", "3", "--beam", "1", "--json",
+          "--margins", f"{HANDWRITING_MARGIN},100,-100",
           "--model", str(models["handwritten"]), "--typeset-model", str(models["typeset"])])
-    assert "with the models" in capsys.readouterr().out
+    report = json.loads(capsys.readouterr().out)
+    assert report["margin"] == HANDWRITING_MARGIN and report["sources"] == {
+        source: {**row, "by_margin": report["sources"][source]["by_margin"]} for source, row in sources.items()}
+    for row in report["sources"].values():
+        by = row["by_margin"]
+        assert by[str(float(HANDWRITING_MARGIN))] == row["settled"]
+        sure_right = by["100.0"] if row["kind"] == "typeset" else by["-100.0"]
+        assert sure_right == pytest.approx(by["-100.0" if row["kind"] == "typeset" else "100.0"]
+                                           - row["unsure"] / row["n"], abs=1e-3)
+    main(["evaluate", "kind", "--split", "validation", "--n", "1", "--beam", "1", "--margins", "0,0.5",
+          "--model", str(models["handwritten"]), "--typeset-model", str(models["typeset"])])
+    out = capsys.readouterr().out
+    assert "with the models" in out and "by margin" in out
