@@ -653,7 +653,10 @@ class FormulaRecognizer:
         alone = max(self.per_token(r[0][0]) for r in readings)
         extra = {"margin": margin, "per_token": alone, "readings": len(readings)}
         if "rescored" in best:  # the combined score, the direction of the model that re-ranked, who found it
-            extra.update(rescored=best["rescored"], rescorer=self.rescorer.direction, found_by=best["found_by"])
+            # agreements: (this model's, the rescorer's) for every candidate, so that other weights can
+            # rank the same candidates (evaluate formulas --rescore-weights)
+            extra.update(rescored=best["rescored"], rescorer=self.rescorer.direction, found_by=best["found_by"],
+                         agreements=[h["agreements"] for h in hyps])
         return Recognition(candidates[0].latex, candidates[0].tokens, best["logprob"], candidates,
                            batch[0, :, :, 0], best["alphas"], best["ended"], ms, extra)
 
@@ -701,11 +704,13 @@ class FormulaRecognizer:
         lengths = np.array([len(k) + 1 for k in keys], np.float32)
         theirs = self._alongside(self.rescorer.score, array, keys, their_encoded)
         own = self.score(array, keys, encoded)
-        combined = self.agreement(own, lengths) + self.rescore_weight * self.agreement(theirs.result(), lengths)
+        own_agreement, their_agreement = self.agreement(own, lengths), self.agreement(theirs.result(), lengths)
+        combined = own_agreement + self.rescore_weight * their_agreement
         scored = []
-        for key, total, value in zip(keys, own.max(axis=0), combined):
+        for key, total, value, mine, other in zip(keys, own.max(axis=0), combined, own_agreement, their_agreement):
             h, batch, margin, finder = found[key]
-            scored.append(({**h, "logprob": float(total), "rescored": float(value), "found_by": finder.direction}, batch, margin))
+            scored.append(({**h, "logprob": float(total), "rescored": float(value), "found_by": finder.direction,
+                            "agreements": (float(mine), float(other))}, batch, margin))
         scored.sort(key=lambda item: -item[0]["rescored"])
         return [h for h, _, _ in scored], scored[0][1], scored[0][2]
 

@@ -29,13 +29,35 @@ def _recognizer(model_dir: str | None):
     return FormulaRecognizer.load(model_dir or SHIPPED_MODEL_DIR)
 
 
+def ranked_by_weight(pooled: Sequence[tuple[Sequence[Sequence[str]], Sequence[tuple[float, float]]]],
+                     weight: float) -> list[list[str]]:
+    """For each formula's pooled candidates (their tokens, and their ``(this model's, the
+    rescorer's)`` agreements, as ``Recognition.extra["agreements"]``), the answer that the
+    rescorer's weight ``weight`` would have chosen: the same sum and tie-break as
+    ``FormulaRecognizer._rescored``."""
+    answers = []
+    for candidates, agreements in pooled:
+        values = np.asarray(agreements, np.float32)
+        answers.append(list(candidates[int(np.argmax(values[:, 0] + weight * values[:, 1]))]))
+    return answers
+
+
 def evaluate_arrays(recognizer, ids: Sequence[str], arrays: Sequence[np.ndarray], truths: Sequence[Sequence[str]],
-                    beam_width: int = 1, batch_size: int = 1, progress=None) -> dict:
+                    beam_width: int = 1, batch_size: int = 1, progress=None,
+                    rescore_weights: Sequence[float] = ()) -> dict:
     """Recognize every input and score it. With ``batch_size`` 1 (the default) every formula is
-    decoded alone, so ``ms_per_formula`` is the latency a user of the app sees."""
+    decoded alone, so ``ms_per_formula`` is the latency a user of the app sees. With
+    ``rescore_weights`` (both models searching), the same pooled candidates are also ranked with
+    each of those weights for the rescorer, and scored (``by_rescore_weight``): one search
+    compares them all."""
     from mathocr.metrics import confusions, exprate_by_length, repetition_loop, score_tokens, token_edit_distance
 
-    predictions, ended = [], []
+    if rescore_weights and not recognizer.rescoring:
+        raise ValueError("--rescore-weights compares weights for a second model: give --rescore-with DIR "
+                         "or a model whose config.json has one, and a weight above 0")
+    if rescore_weights and beam_width <= 1 and batch_size > 1:
+        raise ValueError("--rescore-weights needs the formulas read one at a time (no --batch-size)")
+    predictions, ended, pooled = [], [], []
     start = time.perf_counter()
     if beam_width <= 1 and batch_size > 1:
         hyps = recognizer.recognize_many(arrays, batch_size, progress=progress)
@@ -46,10 +68,18 @@ def evaluate_arrays(recognizer, ids: Sequence[str], arrays: Sequence[np.ndarray]
             result = recognizer.recognize_array(array, beam_width)
             predictions.append(result.tokens)
             ended.append(result.ended)
+            if rescore_weights:
+                pooled.append(([c.tokens for c in result.candidates], result.extra["agreements"]))
             if progress is not None:
                 progress(k + 1, len(arrays))
     seconds = time.perf_counter() - start
     scores = score_tokens(predictions, truths).to_dict()
+    if rescore_weights:
+        by_weight = []
+        for weight in rescore_weights:
+            ranked = score_tokens(ranked_by_weight(pooled, weight), truths).to_dict()
+            by_weight.append({"weight": weight, **{key: ranked[key] for key in ("exprate", "le1", "le2", "bleu4")}})
+        scores["by_rescore_weight"] = by_weight
     n = len(arrays)
     scores.update(
         ms_per_formula=round(seconds * 1000 / max(n, 1), 2), beam_width=beam_width, batch_size=batch_size,
@@ -66,7 +96,7 @@ def evaluate_arrays(recognizer, ids: Sequence[str], arrays: Sequence[np.ndarray]
 
 
 def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int = 1, progress=None,
-                      picture: tuple[int, float] | None = None) -> dict:
+                      picture: tuple[int, float] | None = None, rescore_weights: Sequence[float] = ()) -> dict:
     """``evaluate_arrays`` on ``InkFormula``s, rendered the way the model was trained; or, with
     ``picture`` (height, pen width in pixels), first drawn as a picture that size and read as an
     upload is (``input_from_image``)."""
@@ -79,7 +109,7 @@ def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int
         arrays = [recognizer.input_from_image(render_strokes(f.strokes, height=height, max_width=40 * height,
                                                              stroke_width=pen)) for f in formulas]
     return evaluate_arrays(recognizer, [f.id for f in formulas], arrays, [f.tokens for f in formulas],
-                           beam_width, batch_size, progress)
+                           beam_width, batch_size, progress, rescore_weights)
 
 
 def read_label_file(path: Path) -> list[tuple[str, str]]:
@@ -95,16 +125,25 @@ def read_label_file(path: Path) -> list[tuple[str, str]]:
     return rows
 
 
-def _margins(text: str) -> tuple[int, ...]:
+def _numbers(text: str, convert, kind: str, meaning: str) -> tuple:
+    """``text``'s comma-separated numbers (``convert``: int or float), none below 0, for argparse."""
     import argparse
 
     try:
-        margins = tuple(int(part) for part in text.split(","))
+        numbers = tuple(convert(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, not {text!r}") from None
-    if not margins or min(margins) < 0:
-        raise argparse.ArgumentTypeError(f"margins are blank columns, 0 or more: {text!r}")
-    return margins
+        raise argparse.ArgumentTypeError(f"expected {kind} separated by commas, not {text!r}") from None
+    if not numbers or min(numbers) < 0:
+        raise argparse.ArgumentTypeError(f"{meaning}: {text!r}")
+    return numbers
+
+
+def _margins(text: str) -> tuple[int, ...]:
+    return _numbers(text, int, "whole numbers", "margins are blank columns, 0 or more")
+
+
+def _weights(text: str) -> tuple[float, ...]:
+    return _numbers(text, float, "numbers", "weights are 0 or more")
 
 
 def _progress(description: str):
@@ -154,7 +193,8 @@ def cmd_evaluate_formulas(args) -> int:
             ids.append(name)
             truths.append(normalize_tokens(tokenize_latex(latex)))
         source = str(folder)
-        report = evaluate_arrays(recognizer, ids, arrays, truths, args.beam, args.batch_size, progress)
+        report = evaluate_arrays(recognizer, ids, arrays, truths, args.beam, args.batch_size, progress,
+                                 args.rescore_weights)
     elif args.im2latex:
         from mathocr.typeset_data import load_array, load_typeset_formulas, rendered_dir
 
@@ -162,7 +202,7 @@ def cmd_evaluate_formulas(args) -> int:
         arrays = [load_array(f.image_path, recognizer.height, recognizer.max_width) for f in formulas]
         source = f"im2latex {args.split} ({args.rendered or rendered_dir()})"
         report = evaluate_arrays(recognizer, [f.id for f in formulas], arrays, [f.tokens for f in formulas],
-                                 args.beam, args.batch_size, progress)
+                                 args.beam, args.batch_size, progress, args.rescore_weights)
     else:
         from mathocr.data import crohme_split_dir
         from mathocr.formula_data import load_crohme_formulas, load_inkml_formulas
@@ -180,7 +220,8 @@ def cmd_evaluate_formulas(args) -> int:
         formulas = formulas[: args.limit or None]
         if not formulas:
             raise ValueError(f"no readable formulas in {source}")
-        report = evaluate_formulas(recognizer, formulas, args.beam, args.batch_size, progress, args.as_picture)
+        report = evaluate_formulas(recognizer, formulas, args.beam, args.batch_size, progress, args.as_picture,
+                                   args.rescore_weights)
     scores = report["scores"]
     scores.update(source=source, model=str(args.model or "models/formulas"),
                   picture=list(args.as_picture) if args.as_picture else None, pen_normalise=recognizer.pen_normalise,
@@ -201,6 +242,9 @@ def cmd_evaluate_formulas(args) -> int:
           f"{scores['unended']} stopped by the length limit; {scores['repetition_loops']} end in a repeated-token loop")
     print("ExpRate by the length of the truth (tokens): " + ", ".join(
         f"{name}: {b['exprate']:.1%} ({b['n']})" for name, b in scores["exprate_by_length"].items()))
+    if "by_rescore_weight" in scores:
+        print("the same candidates ranked with other weights for the second model: " + ", ".join(
+            f"{w['weight']:g}: {w['exprate']:.2%}" for w in scores["by_rescore_weight"]))
     if scores["confusions"]:
         print("commonest errors (truth -> recognized): " + ", ".join(
             f"{_edit_text(c['truth'], c['predicted'])} ({c['count']})" for c in scores["confusions"][:12]))
@@ -298,6 +342,9 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     ev.add_argument("--rescore-with", metavar="DIR",
                     help="a second model (e.g. a right-to-left one, training.formulas --direction r2l) that searches "
                          "too; both models' candidates are pooled and scored by both (weight 1 unless --rescore-weight)")
+    ev.add_argument("--rescore-weights", type=_weights, default=(), metavar="W[,W...]",
+                    help="also rank the same pooled candidates with each of these weights for the second model "
+                         "and score them (by_rescore_weight in the JSON): one search compares the weights")
     ev.add_argument("--rescore-weight", type=float, metavar="W",
                     help="the second model's weight in the re-ranking (0: off; default: the model's config.json)")
     ev.add_argument("--worst", type=int, default=10, help="how many of the worst examples to show")

@@ -442,6 +442,10 @@ def test_a_second_model_searches_too_and_both_rank_the_pooled_candidates(tmp_pat
                 expected = first.agreement(own, lengths) + weight * first.agreement(other, lengths)
                 assert list(expected) == sorted(expected, reverse=True)
                 assert result.extra["rescored"] == pytest.approx(expected[0], abs=1e-4)
+                # each candidate's two agreements, from which other weights rank the same candidates
+                agreements = np.array(result.extra["agreements"])
+                assert agreements == pytest.approx(np.stack([first.agreement(own, lengths),
+                                                             first.agreement(other, lengths)], axis=1), abs=1e-4)
                 assert [c.logprob for c in result.candidates] == pytest.approx(own.max(axis=0), abs=1e-4)
                 # its confidence for the kind guess stays this model's own, whichever answer won
                 assert result.extra["per_token"] == pytest.approx(

@@ -234,6 +234,26 @@ def test_a_right_to_left_model_trains_and_rescores_the_evaluation(model_dir, ink
     assert rescored["rescore"] == {"model": str(tmp_path / "r2l"), "weight": 1.0} and rescored["n"] == plain["n"]
     off = json.loads(run_cli(args + ["--rescore-with", str(tmp_path / "r2l"), "--rescore-weight", "0"], capsys)[1].out)
     assert off["rescore"] is None and off["exprate"] == plain["exprate"] and off["bleu4"] == plain["bleu4"]
+    # one search, the pooled candidates ranked with several weights: the search's own weight gives its own answers
+    for decoding in (args, args[:-2]):
+        ends = []
+        for own in ("1", "0.5"):
+            weighed = json.loads(run_cli(decoding + ["--rescore-with", str(tmp_path / "r2l"), "--rescore-weight", own,
+                                                     "--rescore-weights", f"0,{own},40"], capsys)[1].out)
+            assert [w["weight"] for w in weighed["by_rescore_weight"]] == [0, float(own), 40]
+            same = weighed["by_rescore_weight"][1]
+            assert {k: same[k] for k in ("exprate", "le1", "le2", "bleu4")} == \
+                {k: weighed[k] for k in ("exprate", "le1", "le2", "bleu4")}
+            if own == "1":
+                assert weighed["bleu4"] == (rescored if decoding is args else greedy)["bleu4"]
+            ends.append([weighed["by_rescore_weight"][i] for i in (0, 2)])
+        assert ends[0] == ends[1]  # the pool does not depend on the weight the search ran with
+    # weights need a second model, and formulas read one at a time
+    code, out = run_cli(args + ["--rescore-weights", "0,1"], capsys)
+    assert code != 0 and "--rescore-with" in out.err
+    code, out = run_cli(args[:-2] + ["--rescore-with", str(tmp_path / "r2l"), "--batch-size", "4",
+                                     "--rescore-weights", "0,1"], capsys)
+    assert code != 0 and "one at a time" in out.err
 
 
 def test_benchmark_times_the_two_model_decoding_and_the_model_alone(model_dir, tmp_path, capsys):
