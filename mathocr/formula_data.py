@@ -257,6 +257,8 @@ class SymbolBank:
 
 # Operators that may join two formulas written one after the other (``concatenate``); None: side by side
 JOINERS = ("+", "-", "=", None)
+# the relations: a formula with one is an equation or an inequality, not a numerator
+RELATIONS = frozenset({"=", "<", ">", "\\leq", "\\geq", "\\neq", "\\rightarrow", "\\in"})
 
 
 # the labels whose boxes tell how large a formula is written and where its line runs (letters, digits)
@@ -309,6 +311,44 @@ def concatenate(first: Sequence[np.ndarray], second: Sequence[np.ndarray], rng: 
         cursor += size * rng.uniform(0.3, 0.8)
     strokes, _ = placed(second, size / size2 * rng.uniform(0.85, 1.15), line2, cursor)
     return out + strokes
+
+
+def stack(numerator: Sequence[np.ndarray], denominator: Sequence[np.ndarray], bar: Sequence[np.ndarray],
+          rng: np.random.Generator, sizes: tuple[float, float]) -> tuple[list[np.ndarray], float]:
+    """One fraction of ink: ``numerator`` over ``bar`` (a stroke of another writer's minus or
+    fraction bar, stretched a little wider than the wider part) over ``denominator``, the
+    denominator scaled to the numerator's writing size (within 15 %; ``sizes``: each one's
+    ``writing_line`` size), both centred on the bar, a fifth to two fifths of a symbol above and
+    below it (ink y grows downwards). Returns the strokes and the bar's height, the line a
+    formula written before the fraction runs on. Strokes keep any columns beyond x and y."""
+    size, size2 = sizes
+
+    def box(strokes):
+        points = np.concatenate([s[:, :2] for s in strokes])
+        return points.min(axis=0), points.max(axis=0)
+
+    top = [np.array(s, np.float32, copy=True) for s in numerator]
+    scale = size / size2 * rng.uniform(0.85, 1.15)
+    bottom = [np.array(s, np.float32, copy=True) for s in denominator]
+    for s in bottom:
+        s[:, :2] *= scale
+    (lo1, hi1), (lo2, hi2) = box(top), box(bottom)
+    width = max(hi1[0] - lo1[0], hi2[0] - lo2[0]) * rng.uniform(1.05, 1.25) + size * 0.2
+    centre = float(lo1[0] + hi1[0]) / 2
+    bar_y = float(hi1[1]) + size * rng.uniform(0.2, 0.4)
+    line = [np.array(s, np.float32, copy=True) for s in bar]
+    blo, bhi = box(line)
+    bar_w, bar_h = max(float(bhi[0] - blo[0]), 1e-6), float(bhi[1] - blo[1])
+    # the bar spans ``width``; its wobble keeps its own proportion, at most a tenth of a symbol
+    squash = min(width / bar_w, size * 0.1 / bar_h) if bar_h > 0 else 0.0
+    for s in line:
+        s[:, 0] = (s[:, 0] - (blo[0] + bhi[0]) / 2) * (width / bar_w) + centre
+        s[:, 1] = (s[:, 1] - (blo[1] + bhi[1]) / 2) * squash + bar_y
+    shift = np.array([centre - float(lo2[0] + hi2[0]) / 2 + rng.uniform(-0.1, 0.1) * size,
+                      bar_y + size * rng.uniform(0.2, 0.4) - float(lo2[1])], np.float32)
+    for s in bottom:
+        s[:, :2] += shift
+    return top + line + bottom, bar_y
 
 
 def fit_into(target: Sequence[np.ndarray], donor: Sequence[np.ndarray], stretch: bool) -> list[np.ndarray]:
@@ -479,7 +519,7 @@ class TrainingBatches(BatchSource):
                  max_tokens: int = 120, seed: int = 0, augment: bool = True, height: int = HEIGHT,
                  max_width: int = MAX_WIDTH, token_dropout: float = 0.0, augment_strength: float = 1.0,
                  swap_symbols: float = 0.0, pad_margin: int = 0, reverse: bool = False, relabel: float = 0.0,
-                 concat: float = 0.0):
+                 concat: float = 0.0, stack: float = 0.0):
         kept = [f for f in formulas if 0 < len(f.tokens) <= max_tokens]
         self.formulas = kept
         self.augment = augment
@@ -498,8 +538,14 @@ class TrainingBatches(BatchSource):
         # with augmentation, this share of each epoch's examples are two formulas written on one line
         # (``concatenate``), joined by another writer's operator or side by side, the tokens following
         self.concat = concat
+        if not 0 <= stack <= 1:
+            raise ValueError(f"the fraction rate must be in [0, 1], not {stack}")
+        # with augmentation, this share of the examples that are not pairs become fractions of two
+        # short formulas (``stack``), half of them after a third and an operator: ``y = \frac{a}{b}``
+        self.stack = stack
         self.max_tokens = max_tokens
-        self.bank = SymbolBank(kept) if augment and (swap_symbols > 0 or relabel > 0 or concat > 0) else None
+        self.bank = (SymbolBank(kept) if augment and (swap_symbols > 0 or relabel > 0 or concat > 0 or stack > 0)
+                     else None)
         self.max_width = max_width
         widths = [render_formula(f.strokes, height, max_width).width for f in kept]
         super().__init__([vocab.encode(f.tokens) for f in kept], widths, vocab, batch_size, seed, height,
@@ -508,9 +554,17 @@ class TrainingBatches(BatchSource):
         self._plain = None if augment else [ink_array(render_formula(f.strokes, height, max_width)) for f in kept]
         self._lines: dict[int, tuple[float, float]] = {}
         self._joiners = [j for j in JOINERS if j is None or (self.bank and self.bank.instances.get(j) and j in vocab)]
+        # the parts of fractions: short formulas without a relation (a numerator is not an equation)
+        self._parts = [k for k, f in enumerate(kept)
+                       if len(f.tokens) <= self.PART_TOKENS and not RELATIONS.intersection(f.tokens)]
+        self._bars = (self.bank.instances.get("-", []) if self.bank else []) if "\\frac" in vocab else []
 
     # pairs of formulas leave this much room for the gap between them, in pixels at the model's height
     PAIR_GAP = 32
+    # numerators and denominators of made-up fractions have at most this many tokens
+    PART_TOKENS = 12
+    # a fraction is about this many lines high: its parts render this much narrower than alone
+    FRACTION_LINES = 2.2
 
     def epoch_items(self) -> list[int | tuple[int, int]]:
         """This epoch's examples: each formula once, a ``concat`` share of them as ``(i, j)``, the
@@ -535,15 +589,42 @@ class TrainingBatches(BatchSource):
                     break
         return items
 
+    def _stacked(self, items: list) -> list:
+        """``items`` with a ``stack`` share of its single formulas made fractions ``("frac", p, j, k)``:
+        ``j`` over ``k``, after formula ``p`` and an operator where ``p`` is not -1."""
+        if not (self.augment and self.stack > 0 and len(self._parts) > 1 and self._bars):
+            return items
+        parts = self._parts
+        for n, item in enumerate(items):
+            if not isinstance(item, int) or self.rng.uniform() >= self.stack:
+                continue
+            j, k = (parts[int(self.rng.integers(len(parts)))] for _ in range(2))
+            p = parts[int(self.rng.integers(len(parts)))] if self.rng.uniform() < 0.5 else -1
+            fraction = ("frac", p, j, k)
+            if self._size(fraction)[1] <= self.max_tokens:
+                items[n] = fraction
+        return items
+
+    def _size(self, item) -> tuple[int, int]:
+        """An example's width (estimated, for bucketing) and target length."""
+        if isinstance(item, int):
+            return self.widths[item], self.lengths[item]
+        if item[0] == "frac":
+            _, p, j, k = item
+            width = max(self.widths[j], self.widths[k]) / self.FRACTION_LINES
+            length = self.lengths[j] + self.lengths[k] + 5
+            if p >= 0:
+                width += (self.widths[p] + self.PAIR_GAP) / self.FRACTION_LINES
+                length += self.lengths[p] + 1
+            return min(int(width), self.max_width), length
+        return self.widths[item[0]] + self.widths[item[1]] + self.PAIR_GAP, self.lengths[item[0]] + self.lengths[item[1]] + 1
+
     def epoch_batches(self) -> list[list]:
-        items = self.epoch_items()
+        items = self._stacked(self.epoch_items())
         if all(isinstance(item, int) for item in items):
             return super().epoch_batches()
-        # bucketed by the pairs' widths (at most the sum of both and the gap) and lengths
-        widths = [self.widths[t] if isinstance(t, int) else self.widths[t[0]] + self.widths[t[1]] + self.PAIR_GAP
-                  for t in items]
-        lengths = [self.lengths[t] if isinstance(t, int) else self.lengths[t[0]] + self.lengths[t[1]] + 1
-                   for t in items]
+        # bucketed by the pairs' and fractions' widths (the pairs': at most the sum of both and the gap) and lengths
+        widths, lengths = zip(*(self._size(t) for t in items))
         return [[items[k] for k in batch]
                 for batch in bucketed_batches(widths, lengths, self.batch_size, self.rng, self.max_pixels)]
 
@@ -552,7 +633,9 @@ class TrainingBatches(BatchSource):
 
     def example(self, i: int | tuple[int, int]) -> tuple[np.ndarray, list[int]]:
         """Formula ``i`` (or the pair ``(i, j)`` of ``epoch_items``, written on one line) as the
-        model reads it, newly written, and its target token ids."""
+        model reads it, newly written, and its target token ids; or a fraction ``("frac", p, j, k)``."""
+        if isinstance(i, tuple) and i[0] == "frac":
+            return self._fraction(*i[1:])
         if isinstance(i, tuple):
             (strokes, tokens), (second, tokens2) = self._written(i[0]), self._written(i[1])
             joiner = self._joiners[int(self.rng.integers(len(self._joiners)))] if self._joiners else None
@@ -575,6 +658,24 @@ class TrainingBatches(BatchSource):
         if tokens != self.formulas[i].tokens:
             ids = self.vocab.encode(tokens)
             ids = ids[::-1] if self.reverse else ids
+        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength), ids
+
+    def _fraction(self, p: int, j: int, k: int) -> tuple[np.ndarray, list[int]]:
+        (top, tokens), (bottom, tokens2) = self._written(j), self._written(k)
+        bar = self._bars[int(self.rng.integers(len(self._bars)))][1]
+        size = self._line(j)[0]
+        strokes, bar_y = stack(top, bottom, bar, self.rng, (size, self._line(k)[0]))
+        tokens = ["\\frac", "{", *tokens, "}", "{", *tokens2, "}"]
+        if p >= 0:
+            before, tokens0 = self._written(p)
+            joiners = [j for j in self._joiners if j is not None]
+            joiner = joiners[int(self.rng.integers(len(joiners)))] if joiners else None
+            donors = self.bank.instances[joiner] if joiner else None
+            strokes = concatenate(before, strokes, self.rng, (self._line(p), (size, bar_y)),
+                                  donors[int(self.rng.integers(len(donors)))][1] if donors else None)
+            tokens = tokens0 + ([joiner] if joiner else []) + tokens
+        ids = self.vocab.encode(tokens)
+        ids = ids[::-1] if self.reverse else ids
         return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength), ids
 
     def _line(self, i: int) -> tuple[float, float]:

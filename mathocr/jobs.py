@@ -477,6 +477,8 @@ register_kind(ModelKind(
               "each epoch (new token sequences)"),
         Param("concat", "--concat", float, 0.0, 0.0, 1.0,
               "the share of each epoch's formulas written on one line with another (longer, new sequences)"),
+        Param("stack", "--stack", float, 0.0, 0.0, 1.0,
+              "the share of the other formulas made fractions of two short ones (new nested layouts)"),
         Param("dropout", "--dropout", float, 0.2, 0.0, 0.9, "dropout in the encoder and decoder"),
         Param("token_dropout", "--token-dropout", float, 0.0, 0.0, 0.9,
               "the share of previous tokens hidden from the decoder in training"),

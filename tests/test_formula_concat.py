@@ -115,3 +115,74 @@ def test_concatenated_training_batches_target_both_formulas(tmp_path, reverse):
     # off: the same batches as before there was concatenation
     plain = TrainingBatches(formulas, vocab, batch_size=4, seed=0, concat=0.0)
     assert all(isinstance(i, int) for batch in plain.epoch_batches() for i in batch)
+
+
+# Made-up fractions (``--stack``): two short formulas' ink stacked over another writer's bar.
+
+def test_stack_writes_the_numerator_over_the_bar_over_the_denominator():
+    from mathocr.formula_data import stack, writing_line
+
+    top = formula_of(["x", "+", "1"], "x + 1")
+    bottom = formula_of(["a", "b", "a", "b"], "a b a b", size=30.0, x0=5000.0, y0=-800.0)
+    # a wobbly bar, short, written anywhere, with a third column (time) that must survive
+    bar = [np.column_stack([np.linspace(0, 40, 9), 300 + 3 * np.sin(np.arange(9)), np.arange(9)])]
+    sizes = (writing_line(top)[0], writing_line(bottom)[0])
+    for seed in range(5):
+        out, bar_y = stack(top.strokes, bottom.strokes, bar, np.random.default_rng(seed), sizes)
+        assert len(out) == len(top.strokes) + 1 + len(bottom.strokes)
+        for mine, theirs in zip(out, top.strokes):
+            np.testing.assert_array_equal(mine, theirs)  # the numerator stays where it was
+        placed_bar, placed_bottom = out[len(top.strokes)], out[len(top.strokes) + 1:]
+        assert placed_bar.shape[1] == 3
+        b1, bb, b2 = box(top.strokes), box([placed_bar]), box(placed_bottom)
+        size = sizes[0]
+        # top to bottom (ink y grows downwards): numerator, bar, denominator, a fifth to two fifths of a symbol apart
+        assert b1[3] + 0.2 * size - 1e-3 <= (bb[1] + bb[3]) / 2 <= b1[3] + 0.4 * size + 1e-3
+        assert bar_y == pytest.approx((bb[1] + bb[3]) / 2, abs=1e-3)
+        assert bar_y + 0.2 * size - 1e-3 <= b2[1] <= bar_y + 0.4 * size + 1e-3
+        # the bar spans both parts, stays thin, and both are centred on it
+        assert bb[2] - bb[0] > max(b1[2] - b1[0], b2[2] - b2[0])
+        assert bb[3] - bb[1] <= 0.1 * size * (6 / 3) + 1e-3  # the sine's swing, squashed to a tenth of a symbol
+        centre = (bb[0] + bb[2]) / 2
+        assert centre == pytest.approx((b1[0] + b1[2]) / 2, abs=1e-3)
+        assert (b2[0] + b2[2]) / 2 == pytest.approx(centre, abs=0.1 * size + 1e-3)
+        # the denominator is written as large as the numerator (its letters' sizes, within 15 %)
+        scale = (b2[3] - b2[1]) / (box(bottom.strokes)[3] - box(bottom.strokes)[1])
+        ratio = sizes[0] / sizes[1]
+        assert 0.85 * ratio - 1e-3 <= scale <= 1.15 * ratio + 1e-3
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_fraction_training_batches_target_the_fraction(tmp_path, reverse):
+    from mathocr.formula_data import TrainingBatches
+
+    formulas, vocab = segmented_formulas(tmp_path, [(["x", "+", "1"], "x+1"), (["x", "=", "2"], "x=2"),
+                                                    (["(", "a", ")"], "(a)"), (["1", "-", "2"], "\\frac{1}{2}")])
+    with pytest.raises(ValueError, match="fraction rate"):
+        TrainingBatches(formulas, vocab, batch_size=4, stack=-0.1)
+    source = TrainingBatches(formulas, vocab, batch_size=4, seed=0, stack=1.0, reverse=reverse)
+    singles = [f.tokens for f in formulas]
+    parts = [t for t in singles if "=" not in t]  # an equation is never a numerator
+    seen = set()
+    for _ in range(6):
+        for batch in source.epoch_batches():
+            (images, tokens_in), targets = source.make_batch(batch)
+            assert images.shape[0] == len(batch)
+            for item, row in zip(batch, targets):
+                assert item[0] == "frac"
+                tokens = vocab.decode(row)
+                tokens = tokens[::-1] if reverse else tokens
+                fractions = [["\\frac", "{", *a, "}", "{", *b, "}"] for a in parts for b in parts]
+                if tokens in fractions:
+                    seen.add("frac")
+                    continue
+                # after another formula and an operator
+                assert any(tokens == [*p, op, *f] for p in parts for op in "+-=" for f in fractions), tokens
+                seen.add("prefix")
+    assert seen == {"frac", "prefix"}
+    # no fraction longer than max_tokens
+    short = TrainingBatches(formulas, vocab, batch_size=4, seed=0, stack=1.0, max_tokens=8)
+    assert all(isinstance(t, int) for batch in short.epoch_batches() for t in batch)
+    # off: the plain formulas
+    plain = TrainingBatches(formulas, vocab, batch_size=4, seed=0, stack=0.0)
+    assert all(isinstance(i, int) for batch in plain.epoch_batches() for i in batch)

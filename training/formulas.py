@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="handwritten: with augmentation, write this share of each epoch's formulas on one line "
                              "with another training formula (joined by another writer's +, - or =, or side by side), "
                              "the targets following: longer, new token sequences")
+    parser.add_argument("--stack", type=float, default=0.0, metavar="RATE",
+                        help="handwritten: with augmentation, make this share of the other formulas fractions of "
+                             "two short training formulas (another writer's bar between them), half of them after "
+                             "a third and an operator: y = \\frac{a}{b} from three formulas' ink")
     parser.add_argument("--pad-margin", type=int, default=0, metavar="MAX",
                         help="pad each training batch with 0..MAX blank columns after its widest formula (the "
                              "models read their inputs with such a margin)")
@@ -297,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
-        "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "relabel": args.relabel, "concat": args.concat, "pad_margin": args.pad_margin, "direction": args.direction, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
+        "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "relabel": args.relabel, "concat": args.concat, "stack": args.stack, "pad_margin": args.pad_margin, "direction": args.direction, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset, "also_rendered": args.also_rendered,
         "kind": "typeset" if typeset else "handwritten",
     }
@@ -323,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     batches = TypesetBatches if typeset else TrainingBatches
     extra = ({"also": args.also_rendered or ()} if typeset
              else {"augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols,
-                   "relabel": args.relabel, "concat": args.concat})
+                   "relabel": args.relabel, "concat": args.concat, "stack": args.stack})
     source = batches(train, vocab, args.batch_size, args.max_tokens, seed=args.seed,
                      augment=not args.no_augment, height=args.height, max_width=args.max_width,
                      token_dropout=args.token_dropout, pad_margin=args.pad_margin,
