@@ -176,6 +176,15 @@ def test_warm_start_keeps_weights_and_vocabulary_and_refuses_another_architectur
     assert first.vocab.tokens == warm.vocab.tokens
     for a, b in zip(first.model.trainable_weights, warm.model.trainable_weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # the weights do not depend on the input height (convolutions, sinusoidal grid positions): a taller run
+    # starts from them too (session 16 warm-started the 48-pixel handwriting model at 64)
+    taller = [c if c != "32" else "48" for c in common]
+    assert main([*taller, "--name", "taller", "--init-from", str(tmp_path / "first"), "--learning-rate", "0",
+                 "--export", str(tmp_path / "taller")]) == 0
+    tall = FormulaRecognizer.load(tmp_path / "taller")
+    assert tall.height == 48
+    for a, b in zip(first.model.trainable_weights, tall.model.trainable_weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
     with pytest.raises(SystemExit, match="not the same architecture"):
         main([*common, "--name", "other", "--init-from", str(tmp_path / "first"), "--units", "24"])
 
