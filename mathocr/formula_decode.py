@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 import tensorflow as tf
 
 from mathocr.data import REPO_ROOT
@@ -635,9 +636,10 @@ class FormulaRecognizer:
     def recognize_array(self, array: np.ndarray, beam_width: int = 1) -> Recognition:
         start = time.perf_counter()
         if self.rescoring:
-            theirs = self._alongside(self.rescorer._search, array, beam_width)
+            their_array = self.rescorer.at_height(array)
+            theirs = self._alongside(self.rescorer._search, their_array, beam_width)
             readings, encoded = self._search(array, beam_width)
-            hyps, batch, margin = self._rescored(array, (readings, encoded), theirs.result())
+            hyps, batch, margin = self._rescored(array, (readings, encoded), theirs.result(), their_array)
         else:  # with several margins: the reading whose best hypothesis is likeliest per token
             readings = self._readings(array, beam_width)
             hyps, batch, margin = max(readings, key=lambda r: self.per_token(r[0][0]))
@@ -683,14 +685,26 @@ class FormulaRecognizer:
             return done
         return _decoding_pool().submit(fn, *args)
 
-    def _rescored(self, array: np.ndarray, searched: tuple, their_searched: tuple) -> tuple[list[dict], np.ndarray, int]:
+    def at_height(self, array: np.ndarray) -> np.ndarray:
+        """An input of another model (a rescorer trained at another height) scaled to this model's
+        input height, its width in proportion; unchanged when the heights agree."""
+        if array.shape[0] == self.height:
+            return array
+        width = max(1, round(array.shape[1] * self.height / array.shape[0]))
+        scaled = Image.fromarray(np.asarray(array, np.float32), mode="F").resize((width, self.height), Image.BILINEAR)
+        return np.clip(np.asarray(scaled, np.float32), 0.0, 1.0)
+
+    def _rescored(self, array: np.ndarray, searched: tuple, their_searched: tuple,
+                  their_array: np.ndarray | None = None) -> tuple[list[dict], np.ndarray, int]:
         """Both models' candidates, ranked: the hypotheses of this model's readings (``searched``:
         ``_search``'s readings (hypotheses, batch, margin) and encoding) and of the rescorer's
         (``their_searched``), each once, scored
         ``agreement(this model) + rescore_weight * agreement(rescorer)``. Each gets that score as
         ``rescored``, this model's best teacher-forced log-probability as ``logprob``, and the
         direction of the model whose search found it as ``found_by``. Returns them with the batch
-        and margin of the reading that found the best."""
+        and margin of the reading that found the best. ``their_array``: the input at the rescorer's
+        height (default: ``array``)."""
+        their_array = array if their_array is None else their_array
         (readings, encoded), (their_readings, their_encoded) = searched, their_searched
         found: dict[tuple, tuple[dict, np.ndarray, int, FormulaRecognizer]] = {}
         for model, model_readings in ((self, readings), (self.rescorer, their_readings)):
@@ -702,7 +716,7 @@ class FormulaRecognizer:
                         found[key] = (h, batch, margin, model)
         keys = list(found)
         lengths = np.array([len(k) + 1 for k in keys], np.float32)
-        theirs = self._alongside(self.rescorer.score, array, keys, their_encoded)
+        theirs = self._alongside(self.rescorer.score, their_array, keys, their_encoded)
         own = self.score(array, keys, encoded)
         own_agreement, their_agreement = self.agreement(own, lengths), self.agreement(theirs.result(), lengths)
         combined = own_agreement + self.rescore_weight * their_agreement

@@ -466,6 +466,38 @@ def test_a_second_model_searches_too_and_both_rank_the_pooled_candidates(tmp_pat
     assert loaded.recognize_array(arrays[0], 3).tokens == first.recognize_array(arrays[0], 3).tokens
 
 
+def test_a_rescorer_trained_at_another_height_reads_the_input_scaled_to_its_own(tmp_path):
+    """Session 16 paired a 64-pixel model with the 48-pixel twin: each model reads the formula at
+    its own height (the rescorer's input is the other's, scaled), searching and scoring."""
+    from mathocr.formula_decode import FormulaRecognizer
+    from mathocr.formula_model import build_formula_model
+
+    first = FormulaRecognizer.load(save_tiny_recognizer(tmp_path / "first", train_steps=20))
+    trained = FormulaRecognizer.load(save_tiny_recognizer(tmp_path / "second", train_steps=5))
+    low = build_formula_model(len(trained.vocab), height=32, config=tiny_config())
+    low.set_weights(trained.model.get_weights())  # the weights do not depend on the height
+    second = FormulaRecognizer(low, trained.vocab, height=32)
+    second.direction, second.margins, first.margins = "r2l", (0, 64), (32, 96)
+    first.rescorer, first.rescore_weight = second, 0.75
+    assert first.height == 48 and second.height == 32
+    for array in [first.input_from_strokes(f.strokes) for f in synthetic_formulas()[:3]]:
+        scaled = second.at_height(array)
+        assert scaled.shape == (32, round(array.shape[1] * 32 / 48)) and scaled.dtype == np.float32
+        assert 0.0 <= scaled.min() and scaled.max() <= 1.0 and scaled.max() > 0.5  # the ink is still there
+        assert np.abs(scaled.mean() - array.mean()) < 0.02  # as much ink, in proportion
+        assert first.at_height(array) is array
+        for width in (1, 3):
+            result = first.recognize_array(array, width)
+            ids = [tuple(first.vocab.encode(c.tokens)) for c in result.candidates]
+            searched = {tuple(int(i) for i in h["ids"]) for model, read in ((first, array), (second, scaled))
+                        for hyps, _, _ in model._readings(read, width) for h in hyps}
+            assert set(ids) == searched
+            lengths = np.array([len(i) + 1 for i in ids])
+            agreements = np.array(result.extra["agreements"])
+            assert agreements[:, 1] == pytest.approx(first.agreement(second.score(scaled, ids), lengths), abs=1e-4)
+            assert agreements[:, 0] == pytest.approx(first.agreement(first.score(array, ids), lengths), abs=1e-4)
+
+
 def test_the_two_models_decode_side_by_side_with_the_same_answers_as_one_after_the_other(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
