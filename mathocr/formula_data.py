@@ -255,6 +255,15 @@ class SymbolBank:
         return [s for s in out if s is not None] + extra, tokens
 
 
+def scriptable(token: str) -> bool:
+    """Whether a made-up script may follow ``token``: a letter, a digit, a Greek letter or a
+    closing bracket (not a script's own closing brace: no double scripts)."""
+    return ((len(token) == 1 and token.isalnum()) or token in (")", "]")
+            or (token.startswith("\\") and token[1:] in _GREEK))
+
+
+_GREEK = frozenset({"alpha", "beta", "gamma", "delta", "theta", "lambda", "mu", "pi", "sigma", "phi", "Delta"})
+
 # Operators that may join two formulas written one after the other (``concatenate``); None: side by side
 JOINERS = ("+", "-", "=", None)
 # the relations: a formula with one is an equation or an inequality, not a numerator
@@ -349,6 +358,55 @@ def stack(numerator: Sequence[np.ndarray], denominator: Sequence[np.ndarray], ba
     for s in bottom:
         s[:, :2] += shift
     return top + line + bottom, bar_y
+
+
+# where a made-up script sits, in writing sizes of its base (ink y grows downwards): its centre this far
+# above the top of the base's last symbol (superscript) or below its bottom (subscript), written this
+# much smaller, this far after it
+SCRIPT_SHIFT = (-0.05, 0.3)
+SCRIPT_SCALE = (0.45, 0.7)
+SCRIPT_GAP = (0.0, 0.2)
+# a prime (a short tick) is this large, placed as a superscript
+PRIME_SIZE = (0.25, 0.45)
+
+
+def last_symbol(formula: InkFormula) -> tuple[float, float]:
+    """The top and bottom (ink y) of ``formula``'s rightmost symbol, from its segmentation; without
+    one, of its rightmost stroke."""
+    groups = [[formula.strokes[i] for i in refs if 0 <= i < len(formula.strokes)] for _, refs in formula.symbols]
+    groups = [g for g in groups if g] or [[s] for s in formula.strokes if len(s)]
+    lo, hi = max((_box(g) for g in groups), key=lambda box: float(box[1][0]))
+    return float(lo[1]), float(hi[1])
+
+
+def attach_script(base: Sequence[np.ndarray], script: Sequence[np.ndarray], rng: np.random.Generator,
+                  sizes: tuple[float, float], anchor: tuple[float, float], kind: str, prime: bool = False
+                  ) -> list[np.ndarray]:
+    """One script of ink: ``script`` written after ``base`` as its superscript (``kind`` "^") or
+    subscript ("_"): scaled to 0.45-0.7 of the base's writing size (``sizes``: each one's
+    ``writing_line`` size), its centre ``SCRIPT_SHIFT`` of a symbol above the top of the base's
+    last symbol (below its bottom; ``anchor``: that top and bottom, as ``last_symbol`` gives
+    them), a gap of ``SCRIPT_GAP`` after it. With ``prime``, ``script`` is a single symbol (another
+    writer's prime) scaled to ``PRIME_SIZE`` of a symbol. Strokes keep any columns beyond x and y."""
+    if kind not in ("^", "_"):
+        raise ValueError(f"a script is '^' or '_', not {kind!r}")
+    size, size2 = sizes
+    out = [np.asarray(s, np.float32) for s in base]
+    right = max(float(s[:, 0].max()) for s in out)
+    strokes = [np.array(s, np.float32, copy=True) for s in script]
+    points = np.concatenate([s[:, :2] for s in strokes])
+    if prime:
+        scale = size * rng.uniform(*PRIME_SIZE) / max(float(np.ptp(points, axis=0).max()), 1e-6)
+    else:
+        scale = size * rng.uniform(*SCRIPT_SCALE) / size2
+    mid = float(points[:, 1].min() + points[:, 1].max()) / 2
+    shift = size * rng.uniform(*SCRIPT_SHIFT)
+    centre = anchor[0] - shift if kind == "^" else anchor[1] + shift
+    left, lo = right + size * rng.uniform(*SCRIPT_GAP), float(points[:, 0].min())
+    for s in strokes:
+        s[:, 0] = (s[:, 0] - lo) * scale + left
+        s[:, 1] = (s[:, 1] - mid) * scale + centre
+    return out + strokes
 
 
 def fit_into(target: Sequence[np.ndarray], donor: Sequence[np.ndarray], stretch: bool) -> list[np.ndarray]:
@@ -519,7 +577,7 @@ class TrainingBatches(BatchSource):
                  max_tokens: int = 120, seed: int = 0, augment: bool = True, height: int = HEIGHT,
                  max_width: int = MAX_WIDTH, token_dropout: float = 0.0, augment_strength: float = 1.0,
                  swap_symbols: float = 0.0, pad_margin: int = 0, reverse: bool = False, relabel: float = 0.0,
-                 concat: float = 0.0, stack: float = 0.0):
+                 concat: float = 0.0, stack: float = 0.0, script: float = 0.0):
         kept = [f for f in formulas if 0 < len(f.tokens) <= max_tokens]
         self.formulas = kept
         self.augment = augment
@@ -543,9 +601,14 @@ class TrainingBatches(BatchSource):
         # with augmentation, this share of the examples that are not pairs become fractions of two
         # short formulas (``stack``), half of them after a third and an operator: ``y = \frac{a}{b}``
         self.stack = stack
+        if not 0 <= script <= 1:
+            raise ValueError(f"the script rate must be in [0, 1], not {script}")
+        # with augmentation, this share of the examples still single become a short formula with a
+        # made-up superscript or subscript (``attach_script``): another short formula, or a prime
+        self.script = script
         self.max_tokens = max_tokens
-        self.bank = (SymbolBank(kept) if augment and (swap_symbols > 0 or relabel > 0 or concat > 0 or stack > 0)
-                     else None)
+        self.bank = (SymbolBank(kept) if augment and (swap_symbols > 0 or relabel > 0 or concat > 0 or stack > 0
+                                                      or script > 0) else None)
         self.max_width = max_width
         widths = [render_formula(f.strokes, height, max_width).width for f in kept]
         super().__init__([vocab.encode(f.tokens) for f in kept], widths, vocab, batch_size, seed, height,
@@ -558,6 +621,12 @@ class TrainingBatches(BatchSource):
         self._parts = [k for k, f in enumerate(kept)
                        if len(f.tokens) <= self.PART_TOKENS and not RELATIONS.intersection(f.tokens)]
         self._bars = (self.bank.instances.get("-", []) if self.bank else []) if "\\frac" in vocab else []
+        # made-up scripts: bases end in a symbol a script may follow, scripts are a few tokens long
+        self._bases = [k for k, f in enumerate(kept)
+                       if len(f.tokens) <= self.PART_TOKENS and scriptable(f.tokens[-1])]
+        self._scripts = [k for k in self._parts if len(kept[k].tokens) <= self.SCRIPT_TOKENS]
+        self._primes = ((self.bank.instances.get("\\prime", []) if self.bank else [])
+                        if {"\\prime", "^", "{", "}"} <= set(vocab.index) else [])
 
     # pairs of formulas leave this much room for the gap between them, in pixels at the model's height
     PAIR_GAP = 32
@@ -565,6 +634,9 @@ class TrainingBatches(BatchSource):
     PART_TOKENS = 12
     # a fraction is about this many lines high: its parts render this much narrower than alone
     FRACTION_LINES = 2.2
+    # made-up scripts have at most this many tokens; this share of the superscripts are primes
+    SCRIPT_TOKENS = 4
+    PRIME_SHARE = 0.3
 
     def epoch_items(self) -> list[int | tuple[int, int]]:
         """This epoch's examples: each formula once, a ``concat`` share of them as ``(i, j)``, the
@@ -605,10 +677,38 @@ class TrainingBatches(BatchSource):
                 items[n] = fraction
         return items
 
+    def _scripted(self, items: list) -> list:
+        """``items`` with a ``script`` share of its single formulas made ``("script", p, s, kind, q)``:
+        base formula ``p`` with formula ``s`` (-1: a prime) as its ``kind`` script ("^" or "_"),
+        followed by an operator and formula ``q`` where ``q`` is not -1."""
+        kinds = [k for k in ("^", "_") if k in self.vocab]
+        if not (self.augment and self.script > 0 and self._bases and self._scripts and kinds):
+            return items
+        pick = lambda pool: pool[int(self.rng.integers(len(pool)))]  # noqa: E731
+        for n, item in enumerate(items):
+            if not isinstance(item, int) or self.rng.uniform() >= self.script:
+                continue
+            kind = kinds[int(self.rng.integers(len(kinds)))]
+            prime = kind == "^" and self._primes and self.rng.uniform() < self.PRIME_SHARE
+            q = pick(self._parts) if self._parts and self.rng.uniform() < 0.5 else -1
+            scripted = ("script", pick(self._bases), -1 if prime else pick(self._scripts), kind, q)
+            width, length = self._size(scripted)
+            if width <= self.max_width and length <= self.max_tokens:
+                items[n] = scripted
+        return items
+
     def _size(self, item) -> tuple[int, int]:
         """An example's width (estimated, for bucketing) and target length."""
         if isinstance(item, int):
             return self.widths[item], self.lengths[item]
+        if item[0] == "script":
+            _, p, k, _, q = item
+            width = self.widths[p] + (self.widths[k] * 0.65 if k >= 0 else 8)
+            length = self.lengths[p] + (self.lengths[k] + 3 if k >= 0 else 4)
+            if q >= 0:
+                width += self.widths[q] + self.PAIR_GAP
+                length += self.lengths[q] + 1
+            return int(width), length
         if item[0] == "frac":
             _, p, j, k = item
             width = max(self.widths[j], self.widths[k]) / self.FRACTION_LINES
@@ -620,7 +720,7 @@ class TrainingBatches(BatchSource):
         return self.widths[item[0]] + self.widths[item[1]] + self.PAIR_GAP, self.lengths[item[0]] + self.lengths[item[1]] + 1
 
     def epoch_batches(self) -> list[list]:
-        items = self._stacked(self.epoch_items())
+        items = self._scripted(self._stacked(self.epoch_items()))
         if all(isinstance(item, int) for item in items):
             return super().epoch_batches()
         # bucketed by the pairs' and fractions' widths (the pairs': at most the sum of both and the gap) and lengths
@@ -636,6 +736,8 @@ class TrainingBatches(BatchSource):
         model reads it, newly written, and its target token ids; or a fraction ``("frac", p, j, k)``."""
         if isinstance(i, tuple) and i[0] == "frac":
             return self._fraction(*i[1:])
+        if isinstance(i, tuple) and i[0] == "script":
+            return self._script(*i[1:])
         if isinstance(i, tuple):
             (strokes, tokens), (second, tokens2) = self._written(i[0]), self._written(i[1])
             joiner = self._joiners[int(self.rng.integers(len(self._joiners)))] if self._joiners else None
@@ -674,6 +776,33 @@ class TrainingBatches(BatchSource):
             strokes = concatenate(before, strokes, self.rng, (self._line(p), (size, bar_y)),
                                   donors[int(self.rng.integers(len(donors)))][1] if donors else None)
             tokens = tokens0 + ([joiner] if joiner else []) + tokens
+        ids = self.vocab.encode(tokens)
+        ids = ids[::-1] if self.reverse else ids
+        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength), ids
+
+    def _script(self, p: int, k: int, kind: str, q: int) -> tuple[np.ndarray, list[int]]:
+        base, tokens = self._written(p)
+        # relabelled symbols fill the boxes of those they replace: the original's last symbol still stands
+        line, anchor = self._line(p), last_symbol(self.formulas[p])
+        if not scriptable(tokens[-1]):  # relabelling keeps a symbol's kind; a guard all the same
+            tokens = list(self.formulas[p].tokens)
+            base = self.formulas[p].strokes
+        if k < 0:
+            prime = self._primes[int(self.rng.integers(len(self._primes)))][1]
+            strokes = attach_script(base, prime, self.rng, (line[0], 1.0), anchor, "^", prime=True)
+            tokens = tokens + ["^", "{", "\\prime", "}"]
+        else:
+            small, tokens2 = self._written(k)
+            strokes = attach_script(base, small, self.rng, (line[0], self._line(k)[0]), anchor, kind)
+            tokens = tokens + [kind, "{", *tokens2, "}"]
+        if q >= 0:
+            after, tokens3 = self._written(q)
+            joiners = [j for j in self._joiners if j is not None]
+            joiner = joiners[int(self.rng.integers(len(joiners)))] if joiners else None
+            donors = self.bank.instances[joiner] if joiner else None
+            strokes = concatenate(strokes, after, self.rng, (line, self._line(q)),
+                                  donors[int(self.rng.integers(len(donors)))][1] if donors else None)
+            tokens = tokens + ([joiner] if joiner else []) + tokens3
         ids = self.vocab.encode(tokens)
         ids = ids[::-1] if self.reverse else ids
         return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength), ids

@@ -479,6 +479,8 @@ register_kind(ModelKind(
               "the share of each epoch's formulas written on one line with another (longer, new sequences)"),
         Param("stack", "--stack", float, 0.0, 0.0, 1.0,
               "the share of the other formulas made fractions of two short ones (new nested layouts)"),
+        Param("script", "--script", float, 0.0, 0.0, 1.0,
+              "the share of the formulas still single given a made-up superscript or subscript (or a prime)"),
         Param("dropout", "--dropout", float, 0.2, 0.0, 0.9, "dropout in the encoder and decoder"),
         Param("token_dropout", "--token-dropout", float, 0.0, 0.0, 0.9,
               "the share of previous tokens hidden from the decoder in training"),

@@ -117,6 +117,18 @@ def test_concatenated_training_batches_target_both_formulas(tmp_path, reverse):
     assert all(isinstance(i, int) for batch in plain.epoch_batches() for i in batch)
 
 
+def made_up_targets(source, vocab, epochs, reverse):
+    """Each item of ``epochs`` epochs of ``source``'s batches with its target tokens, read left to
+    right; every batch made, one image per item."""
+    for _ in range(epochs):
+        for batch in source.epoch_batches():
+            (images, _), targets = source.make_batch(batch)
+            assert images.shape[0] == len(batch)
+            for item, row in zip(batch, targets):
+                tokens = vocab.decode(row)
+                yield item, tokens[::-1] if reverse else tokens
+
+
 # Made-up fractions (``--stack``): two short formulas' ink stacked over another writer's bar.
 
 def test_stack_writes_the_numerator_over_the_bar_over_the_denominator():
@@ -164,25 +176,114 @@ def test_fraction_training_batches_target_the_fraction(tmp_path, reverse):
     singles = [f.tokens for f in formulas]
     parts = [t for t in singles if "=" not in t]  # an equation is never a numerator
     seen = set()
-    for _ in range(6):
-        for batch in source.epoch_batches():
-            (images, tokens_in), targets = source.make_batch(batch)
-            assert images.shape[0] == len(batch)
-            for item, row in zip(batch, targets):
-                assert item[0] == "frac"
-                tokens = vocab.decode(row)
-                tokens = tokens[::-1] if reverse else tokens
-                fractions = [["\\frac", "{", *a, "}", "{", *b, "}"] for a in parts for b in parts]
-                if tokens in fractions:
-                    seen.add("frac")
-                    continue
-                # after another formula and an operator
-                assert any(tokens == [*p, op, *f] for p in parts for op in "+-=" for f in fractions), tokens
-                seen.add("prefix")
+    fractions = [["\\frac", "{", *a, "}", "{", *b, "}"] for a in parts for b in parts]
+    for item, tokens in made_up_targets(source, vocab, 6, reverse):
+        assert item[0] == "frac"
+        if tokens in fractions:
+            seen.add("frac")
+            continue
+        # after another formula and an operator
+        assert any(tokens == [*p, op, *f] for p in parts for op in "+-=" for f in fractions), tokens
+        seen.add("prefix")
     assert seen == {"frac", "prefix"}
     # no fraction longer than max_tokens
     short = TrainingBatches(formulas, vocab, batch_size=4, seed=0, stack=1.0, max_tokens=8)
     assert all(isinstance(t, int) for batch in short.epoch_batches() for t in batch)
     # off: the plain formulas
     plain = TrainingBatches(formulas, vocab, batch_size=4, seed=0, stack=0.0)
+    assert all(isinstance(i, int) for batch in plain.epoch_batches() for i in batch)
+
+
+# Made-up scripts (``--script``): a short formula's ink after another's last symbol, smaller, raised or lowered.
+
+def test_last_symbol_is_the_rightmost_symbol_or_stroke():
+    from mathocr.formula_data import InkFormula, last_symbol
+
+    f = formula_of(["x", "a", "2"], "x a ^ { 2 }", y_offsets=[0, 0, -0.5])
+    top, bottom = last_symbol(f)
+    expected = box([f.strokes[i] for i in f.symbols[2][1]])
+    assert (top, bottom) == pytest.approx((expected[1], expected[3]))
+    # written out of order, the rightmost still counts; without a segmentation, its rightmost stroke
+    shuffled = InkFormula("f", f.strokes, f.tokens, f.symbols[::-1])
+    assert last_symbol(shuffled) == pytest.approx((top, bottom))
+    loose = InkFormula("canvas", f.strokes, f.tokens)
+    rightmost = max(f.strokes, key=lambda s: s[:, 0].max())
+    assert last_symbol(loose) == pytest.approx((rightmost[:, 1].min(), rightmost[:, 1].max()))
+
+
+@pytest.mark.parametrize("kind", ["^", "_"])
+def test_attach_script_writes_a_smaller_script_after_the_base_above_or_below_it(kind):
+    from mathocr.formula_data import (PRIME_SIZE, SCRIPT_GAP, SCRIPT_SCALE, SCRIPT_SHIFT, attach_script,
+                                      last_symbol, writing_line)
+
+    base = formula_of(["x", "+", "1"], "x + 1")
+    # the script written large and far away, with a third column (time) that must survive
+    script = formula_of(["a", "b"], "a b", size=30.0, x0=5000.0, y0=-800.0)
+    script_strokes = [np.column_stack([s, np.arange(len(s))]) for s in script.strokes]
+    sizes = (writing_line(base)[0], writing_line(script)[0])
+    top, bottom = last_symbol(base)
+    size = sizes[0]
+    for seed in range(8):
+        out = attach_script(base.strokes, script_strokes, np.random.default_rng(seed), sizes, (top, bottom), kind)
+        assert len(out) == len(base.strokes) + len(script.strokes)
+        for mine, theirs in zip(out, base.strokes):
+            np.testing.assert_array_equal(mine, theirs)  # the base stays where it was
+        placed = out[len(base.strokes):]
+        assert all(s.shape[1] == 3 for s in placed)
+        b0, b1 = box(base.strokes), box(placed)
+        assert b0[2] + SCRIPT_GAP[0] * size - 1e-3 <= b1[0] <= b0[2] + SCRIPT_GAP[1] * size + 1e-3
+        scale = (b1[3] - b1[1]) / (box(script.strokes)[3] - box(script.strokes)[1])
+        ratio = sizes[0] / sizes[1]
+        assert SCRIPT_SCALE[0] * ratio - 1e-3 <= scale <= SCRIPT_SCALE[1] * ratio + 1e-3
+        centre = (b1[1] + b1[3]) / 2
+        if kind == "^":  # ink y grows downwards: a superscript's centre is above the last symbol's top
+            assert top - SCRIPT_SHIFT[1] * size - 1e-3 <= centre <= top - SCRIPT_SHIFT[0] * size + 1e-3
+        else:
+            assert bottom + SCRIPT_SHIFT[0] * size - 1e-3 <= centre <= bottom + SCRIPT_SHIFT[1] * size + 1e-3
+    # a prime: its own largest side scaled to a fraction of a symbol
+    tick = [np.array([[3.0, 900.0], [2.0, 960.0]])]
+    out = attach_script(base.strokes, tick, np.random.default_rng(0), (size, 1.0), (top, bottom), "^", prime=True)
+    extent = np.ptp(out[-1], axis=0).max()
+    assert PRIME_SIZE[0] * size - 1e-3 <= extent <= PRIME_SIZE[1] * size + 1e-3
+    assert (out[-1][:, 1].min() + out[-1][:, 1].max()) / 2 < top + 1e-3
+    with pytest.raises(ValueError, match="a script is"):
+        attach_script(base.strokes, tick, np.random.default_rng(0), sizes, (top, bottom), "'")
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_script_training_batches_target_the_script(tmp_path, reverse):
+    from mathocr.formula_data import InkFormula, TrainingBatches, scriptable
+    from mathocr.latex import Vocabulary
+
+    formulas, _ = segmented_formulas(tmp_path, [(["x", "+", "1"], "x+1"), (["x", "=", "2"], "x=2"),
+                                               (["(", "a", ")"], "(a)"), (["a", "+"], "a+"), (["b", "1"], "b_{1}")])
+    # a formula with a prime (written as a tick) in its segmentation gives the bank its primes
+    tick = formula_of(["y", "1"], "y ^ { \\prime }", y_offsets=[0, -0.5])
+    formulas.append(InkFormula("p", tick.strokes, tick.tokens, [tick.symbols[0], ("\\prime", tick.symbols[1][1])]))
+    vocab = Vocabulary.from_sequences(f.tokens for f in formulas)
+    with pytest.raises(ValueError, match="script rate"):
+        TrainingBatches(formulas, vocab, batch_size=4, script=1.5)
+    source = TrainingBatches(formulas, vocab, batch_size=4, seed=0, script=1.0, reverse=reverse)
+    singles = [f.tokens for f in formulas]
+    bases = [t for t in singles if scriptable(t[-1])]  # not `a +`, nor a script's closing brace
+    assert ["a", "+"] not in bases and ["y", "^", "{", "\\prime", "}"] not in bases
+    smalls = [t for t in singles if "=" not in t and len(t) <= 4]
+    parts = [t for t in singles if "=" not in t]
+    scripted = [[*b, k, "{", *s, "}"] for b in bases for k in "^_" for s in smalls]
+    scripted += [[*b, "^", "{", "\\prime", "}"] for b in bases]
+    seen = set()
+    for item, tokens in made_up_targets(source, vocab, 8, reverse):
+        assert item[0] == "script"
+        if tokens in scripted:
+            seen.add("prime" if "\\prime" in tokens else item[3])
+            continue
+        # followed by an operator and another formula
+        assert any(tokens == [*s, op, *q] for s in scripted for op in "+-=" for q in parts), tokens
+        seen.add("then")
+    assert seen == {"^", "_", "prime", "then"}
+    # none longer than max_tokens
+    short = TrainingBatches(formulas, vocab, batch_size=4, seed=0, script=1.0, max_tokens=4)
+    assert all(isinstance(t, int) for batch in short.epoch_batches() for t in batch)
+    # off: the plain formulas
+    plain = TrainingBatches(formulas, vocab, batch_size=4, seed=0, script=0.0)
     assert all(isinstance(i, int) for batch in plain.epoch_batches() for i in batch)

@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="handwritten: with augmentation, make this share of the other formulas fractions of "
                              "two short training formulas (another writer's bar between them), half of them after "
                              "a third and an operator: y = \\frac{a}{b} from three formulas' ink")
+    parser.add_argument("--script", type=float, default=0.0, metavar="RATE",
+                        help="handwritten: with augmentation, make this share of the formulas still single a short "
+                             "formula with a made-up superscript or subscript (another short formula, written "
+                             "smaller, raised or lowered; or another writer's prime), half of them followed by an "
+                             "operator and a third: x^{n-1} + a from three formulas' ink")
     parser.add_argument("--pad-margin", type=int, default=0, metavar="MAX",
                         help="pad each training batch with 0..MAX blank columns after its widest formula (the "
                              "models read their inputs with such a margin)")
@@ -301,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
-        "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "relabel": args.relabel, "concat": args.concat, "stack": args.stack, "pad_margin": args.pad_margin, "direction": args.direction, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
+        "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "relabel": args.relabel, "concat": args.concat, "stack": args.stack, "script": args.script, "pad_margin": args.pad_margin, "direction": args.direction, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset, "also_rendered": args.also_rendered,
         "kind": "typeset" if typeset else "handwritten",
     }
@@ -327,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     batches = TypesetBatches if typeset else TrainingBatches
     extra = ({"also": args.also_rendered or ()} if typeset
              else {"augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols,
-                   "relabel": args.relabel, "concat": args.concat, "stack": args.stack})
+                   "relabel": args.relabel, "concat": args.concat, "stack": args.stack,
+                   "script": args.script})
     source = batches(train, vocab, args.batch_size, args.max_tokens, seed=args.seed,
                      augment=not args.no_augment, height=args.height, max_width=args.max_width,
                      token_dropout=args.token_dropout, pad_margin=args.pad_margin,
