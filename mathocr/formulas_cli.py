@@ -92,7 +92,19 @@ def evaluate_arrays(recognizer, ids: Sequence[str], arrays: Sequence[np.ndarray]
     )
     examples = [{"id": i, "truth": " ".join(t), "prediction": " ".join(p), "errors": token_edit_distance(p, t),
                  "ended": e} for i, t, p, e in zip(ids, truths, predictions, ended)]
+    for example, (candidates, agreements) in zip(examples, pooled):
+        # every pooled candidate with both models' agreements, so that other rankings can be studied
+        # from the report alone (``ranked_by_weight`` reads them back: ``pooled_candidates``)
+        example["candidates"] = [{"tokens": " ".join(c), "agreements": [float(a) for a in pair]}
+                                 for c, pair in zip(candidates, agreements)]
     return {"scores": scores, "examples": examples}
+
+
+def pooled_candidates(report: dict) -> list[tuple[list[list[str]], list[tuple[float, float]]]]:
+    """The pooled candidates an ``evaluate formulas --rescore-weights ... --out`` report kept, as
+    ``ranked_by_weight`` takes them."""
+    return [([c["tokens"].split() for c in e["candidates"]], [tuple(c["agreements"]) for c in e["candidates"]])
+            for e in report["examples"] if "candidates" in e]
 
 
 def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int = 1, progress=None,

@@ -248,6 +248,24 @@ def test_a_right_to_left_model_trains_and_rescores_the_evaluation(model_dir, ink
                 assert weighed["bleu4"] == (rescored if decoding is args else greedy)["bleu4"]
             ends.append([weighed["by_rescore_weight"][i] for i in (0, 2)])
         assert ends[0] == ends[1]  # the pool does not depend on the weight the search ran with
+    # --out keeps every pooled candidate with both agreements: ranked again, they give the same answers
+    from mathocr.formulas_cli import pooled_candidates, ranked_by_weight
+    from mathocr.metrics import score_tokens
+
+    report_file = tmp_path / "weighed.json"
+    weighed = json.loads(run_cli(args + ["--rescore-with", str(tmp_path / "r2l"), "--rescore-weights", "0,40",
+                                         "--out", str(report_file)], capsys)[1].out)
+    report = json.loads(report_file.read_text())
+    pooled = pooled_candidates(report)
+    assert len(pooled) == len(report["examples"]) == weighed["n"]
+    assert all(len(candidates) == len(agreements) >= 1 for candidates, agreements in pooled)
+    assert [" ".join(a) for a in ranked_by_weight(pooled, 1.0)] == [e["prediction"] for e in report["examples"]]
+    truths = [e["truth"].split() for e in report["examples"]]
+    for weight, scored in zip((0, 40), weighed["by_rescore_weight"]):
+        assert score_tokens(ranked_by_weight(pooled, weight), truths).to_dict()["bleu4"] == scored["bleu4"]
+    without = tmp_path / "plain.json"
+    run_cli(args + ["--out", str(without)], capsys)
+    assert pooled_candidates(json.loads(without.read_text())) == []  # one model: no agreements to keep
     # weights need a second model, and formulas read one at a time
     code, out = run_cli(args + ["--rescore-weights", "0,1"], capsys)
     assert code != 0 and "--rescore-with" in out.err
