@@ -233,13 +233,43 @@ def build_formula_model(vocab_size: int, height: int = 48, config: FormulaModelC
     return model
 
 
+@keras.saving.register_keras_serializable(package="mathocr")
+class SmoothedTokenLoss(keras.losses.Loss):
+    """Cross-entropy of integer token targets against logits, padding (id 0) ignored, with label
+    smoothing: the target puts ``1 - smoothing`` on the true token and spreads ``smoothing`` evenly
+    over the whole vocabulary. With ``smoothing`` 0 it equals Keras's
+    ``SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)``: the mean over real tokens.
+    (Keras's sparse loss has no smoothing, and its dense one no ignored class.)"""
+
+    def __init__(self, smoothing: float = 0.1, name: str = "smoothed_token_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"label smoothing must be in [0, 1), not {smoothing}")
+        self.smoothing = float(smoothing)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "int32")
+        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        true_log_prob = ops.squeeze(ops.take_along_axis(log_probs, ops.expand_dims(y_true, -1), axis=-1), -1)
+        per_token = -(1.0 - self.smoothing) * true_log_prob - self.smoothing * ops.mean(log_probs, axis=-1)
+        mask = ops.cast(ops.not_equal(y_true, 0), "float32")
+        # the reduction divides by every position: scaled so that it gives the mean over real tokens
+        scale = ops.cast(ops.size(mask), "float32") / ops.maximum(ops.sum(mask), 1.0)
+        return per_token * mask * scale
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "smoothing": self.smoothing}
+
+
 def compile_formula_model(model: keras.Model, learning_rate: float = 1e-3, guide_weight: float = 0.0,
-                          ema: float = 0.0) -> keras.Model:
+                          ema: float = 0.0, label_smoothing: float = 0.0) -> keras.Model:
     """Adam with gradient clipping; cross-entropy over the tokens, padding ignored. A guided model
     (two outputs) adds its first pass's loss with ``guide_weight``; its targets are ``(y, y)``.
     ``ema`` > 0 keeps an exponential moving average of the weights with that momentum (Polyak
-    averaging; ``keras.callbacks.SwapEMAWeights`` evaluates and checkpoints it)."""
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    averaging; ``keras.callbacks.SwapEMAWeights`` evaluates and checkpoints it). ``label_smoothing``
+    > 0 trains both outputs against smoothed targets (``SmoothedTokenLoss``)."""
+    loss = (SmoothedTokenLoss(label_smoothing) if label_smoothing
+            else keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
     guided = len(model.outputs) == 2
     if not 0.0 <= ema < 1.0:
         raise ValueError(f"the EMA momentum must be in [0, 1), not {ema}")

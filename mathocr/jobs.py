@@ -486,6 +486,8 @@ register_kind(ModelKind(
               "the share of previous tokens hidden from the decoder in training"),
         Param("guide_weight", "--guide-weight", float, 0.0, 0.0, 10.0,
               "weight of the first attention pass's own loss (0: unguided coverage)"),
+        Param("label_smoothing", "--label-smoothing", float, 0.0, 0.0, 0.5,
+              "the share of each target spread over the whole vocabulary (0: plain cross-entropy)"),
         Param("lr_schedule", "--lr-schedule", str, "plateau", help="plateau: halve on a plateau; cosine: decay "
               "to 1e-5 over the epochs", choices=("plateau", "cosine")),
     ),

@@ -86,6 +86,58 @@ def test_a_few_training_steps_lower_the_loss(tiny):
     assert model.test_on_batch(inputs, (targets, targets))[0] < 0.7 * first
 
 
+def test_label_smoothing_zero_is_keras_cross_entropy_and_more_spreads_the_target():
+    import keras
+
+    from mathocr.formula_model import SmoothedTokenLoss
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 5, 7)).astype("float32") * 3
+    targets = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 6, 0], [2, 0, 0, 0, 0]])  # 0: padding
+    keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    assert float(SmoothedTokenLoss(0.0)(targets, logits)) == pytest.approx(float(keras_loss(targets, logits)), 1e-5)
+
+    # by hand: the mean over the 8 real tokens of -(0.9 log p(true) + 0.1 mean log p)
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    real = targets != 0
+    true = np.take_along_axis(log_p, targets[..., None], -1)[..., 0]
+    expected = -(0.9 * true + 0.1 * log_p.mean(-1))[real].mean()
+    assert float(SmoothedTokenLoss(0.1)(targets, logits)) == pytest.approx(float(expected), 1e-5)
+    # padding changes nothing: the same real tokens with other logits at the padded places
+    logits2 = logits.copy()
+    logits2[~real] = 0.0
+    assert float(SmoothedTokenLoss(0.1)(targets, logits2)) == pytest.approx(float(expected), 1e-5)
+
+    # a certain, right prediction costs nothing unsmoothed, and is penalised smoothed: the best logits are finite
+    sure = np.full((1, 1, 7), -30.0, "float32")
+    sure[0, 0, 3] = 30.0
+    assert float(SmoothedTokenLoss(0.0)([[3]], sure)) < 1e-6
+    assert float(SmoothedTokenLoss(0.1)([[3]], sure)) > 1.0
+    with pytest.raises(ValueError, match="label smoothing"):
+        SmoothedTokenLoss(1.0)
+
+
+def test_a_model_compiled_with_label_smoothing_trains_saves_and_resumes(tiny, tmp_path):
+    import keras
+
+    from mathocr.formula_model import build_formula_model, compile_formula_model
+
+    _, vocab, source = tiny
+    keras.utils.set_random_seed(1)
+    model = compile_formula_model(build_formula_model(len(vocab), config=tiny_config(guide_weight=0.5)),
+                                  learning_rate=1e-2, guide_weight=0.5, label_smoothing=0.1)
+    inputs, targets = next(iter(source))
+    first = model.test_on_batch(inputs, (targets, targets))[0]
+    for _ in range(40):
+        model.train_on_batch(inputs, (targets, targets))
+    trained = model.test_on_batch(inputs, (targets, targets))[0]
+    assert trained < 0.75 * first  # (smoothed, the loss cannot reach 0: its floor here is about 0.9)
+    model.save(tmp_path / "last.keras")  # as a run checkpoints it; resuming loads it compiled
+    again = keras.saving.load_model(tmp_path / "last.keras")
+    assert again.loss[0].smoothing == pytest.approx(0.1)
+    assert again.test_on_batch(inputs, (targets, targets))[0] == pytest.approx(trained, rel=1e-4)
+
+
 @pytest.mark.parametrize("coverage, guide_weight", [(True, 0.0), (False, 0.0), (True, 0.5)])
 def test_stepped_decoder_computes_what_training_computes(coverage, guide_weight):
     """Teacher-forced logits from the parallel model equal the stepped decoder's, step by step:

@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token-dropout", type=float, default=0.0,
                         help="fraction of the decoder's previous tokens hidden as <unk> in training (against "
                              "memorising the training formulas)")
+    parser.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS",
+                        help="train against targets with EPS spread over the vocabulary (0: none)")
     parser.add_argument("--fraction", type=float, default=1.0, help="train on this random fraction of the formulas")
     parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over the training formulas")
     parser.add_argument("--patience", type=int, default=20, help="early stopping on validation ExpRate")
@@ -306,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
-        "augment": not args.no_augment, "token_dropout": args.token_dropout, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "relabel": args.relabel, "concat": args.concat, "stack": args.stack, "script": args.script, "pad_margin": args.pad_margin, "direction": args.direction, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
+        "augment": not args.no_augment, "token_dropout": args.token_dropout, "label_smoothing": args.label_smoothing, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "relabel": args.relabel, "concat": args.concat, "stack": args.stack, "script": args.script, "pad_margin": args.pad_margin, "direction": args.direction, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset, "also_rendered": args.also_rendered,
         "kind": "typeset" if typeset else "handwritten",
     }
@@ -367,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
                 except ValueError as err:
                     raise SystemExit(f"--init-from {args.init_from}: not the same architecture as this run ({err})")
                 print(f"initialised from {args.init_from}", flush=True)
-            compile_formula_model(model, args.learning_rate, args.guide_weight, args.ema)
+            compile_formula_model(model, args.learning_rate, args.guide_weight, args.ema,
+                                  args.label_smoothing)
     model.summary(print_fn=lambda line, **_: print(line))
     recognizer = FormulaRecognizer(model, vocab, args.height, args.max_width, args.direction)
 
