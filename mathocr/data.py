@@ -208,11 +208,13 @@ def load_crohme_index(
         "skipped": index.skipped,
         "build_seconds": index.build_seconds,
     }
-    _atomic_write(cached, gzip.compress(json.dumps(payload).encode()))
+    atomic_write(cached, gzip.compress(json.dumps(payload).encode()))
     return index
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write a file so that a reader never sees half of it, through a temporary file of its own:
+    two processes filling the same cache at once (two training runs started together) both succeed."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)

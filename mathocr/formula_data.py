@@ -82,9 +82,7 @@ def load_crohme_formulas(split: str, root=None) -> list[InkFormula]:
             except (InkMLError, OSError):
                 continue
             raw.append((Path(path).stem, ink.strokes, ink.truth, _symbol_pairs(ink)))
-        tmp = cached.with_suffix(".tmp")
-        tmp.write_bytes(gzip.compress(pickle.dumps(raw)))
-        tmp.replace(cached)
+        data_mod.atomic_write(cached, gzip.compress(pickle.dumps(raw)))
     return [InkFormula(i, strokes, normalize_tokens(tokenize_latex(truth)), symbols)
             for i, strokes, truth, symbols in raw]
 

@@ -20,6 +20,7 @@ whether it is known (a symbol drawn alone on the canvas has no expression around
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from dataclasses import dataclass
 from multiprocessing import Pool
@@ -29,7 +30,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from mathocr.data import cache_dir, crohme_files
+from mathocr.data import atomic_write, cache_dir, crohme_files
 from mathocr.inkml import ReadReport, iter_inkml
 from mathocr.latex import normalize_symbol
 from mathocr.render import fit_bitmap, ink_array, render_strokes
@@ -182,10 +183,10 @@ def load_symbol_set(paths: Sequence[str | os.PathLike], size: int = DEFAULT_SIZE
         with np.load(cached) as data:
             return SymbolSet(data["images"], data["labels"], data["sources"], data["context"])
     symbols = render_symbol_files(paths, size, progress=progress)
-    tmp = cached.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, images=symbols.images, labels=symbols.labels, sources=symbols.sources,
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=symbols.images, labels=symbols.labels, sources=symbols.sources,
                         context=symbols.context)
-    os.replace(tmp, cached)
+    atomic_write(cached, buffer.getvalue())
     return symbols
 
 

@@ -232,3 +232,21 @@ def test_cli_data_import(download, tmp_path, capsys):
     assert data.crohme_available(tmp_path / "data")
     assert cli.main(["data", "import", str(tmp_path / "nowhere"), "--data", str(tmp_path / "data")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+
+def test_formula_cache_leaves_another_writers_temporary_file_alone(synthetic_data, tmp_path):
+    """Two training runs started together both fill the cache: each writes a temporary file of its
+    own (a shared temporary name let one run move the other's file away, and the other crash)."""
+    from mathocr.formula_data import load_crohme_formulas
+
+    first = load_crohme_formulas("train", synthetic_data)
+    (cached,) = (tmp_path / "cache").iterdir()
+    cached.unlink()
+    others = [cached.with_suffix(".tmp"), cached.parent / (cached.name + ".tmp")]  # another writer's, half written
+    for other in others:
+        other.write_bytes(b"half")
+    again = load_crohme_formulas("train", synthetic_data)
+    assert [f.tokens for f in again] == [f.tokens for f in first] and len(first) == 5
+    assert cached.exists() and all(other.read_bytes() == b"half" for other in others)
+    assert sorted(p.name for p in cached.parent.iterdir()) == sorted([cached.name] + [o.name for o in others])
