@@ -26,7 +26,7 @@ import tensorflow as tf
 from mathocr.data import REPO_ROOT
 from mathocr.formula_data import (HEIGHT, MAX_WIDTH, STROKE_WIDTH, WIDTH_STEP, formula_bitmap, pad_batch, pad_tokens,
                                   render_formula)
-from mathocr.formula_model import ENCODER_STRIDE
+from mathocr.formula_model import ENCODER_STRIDE, ResidualBlock
 from mathocr.latex import Vocabulary
 from mathocr.render import ink_array
 
@@ -64,9 +64,21 @@ EXPORT_MARGINS = {"handwritten": (64, 128, 192), "typeset": (64, 128, 192)}
 # encoder of formula_model.build_encoder (3x3 convolutions at strides 1, 2, 4, 4 and 8, four 2x2
 # poolings), whose receptive field reaches 34 pixels to the right of a column and 19 to its left:
 # a cut changes its last two columns (test_a_reading_cut_to_a_width_is_encoded_as_that_narrower_image_alone
-# fails with one), and the crop's left edge its first two.
+# fails with one), and the crop's left edge its first two. Each residual block (FormulaModelConfig.blocks:
+# two 3x3 convolutions at stride 8) reaches 16 pixels further either way, a grid column: an encoder
+# with blocks takes BLOCK_COLS more columns from the band for each, and the band is BLOCK_BAND pixels
+# wider for each, for those and for the reach of the crop's left edge (``cut_band``; with four blocks,
+# the band of none changes the features, as the test shows).
 CUT_BAND = 128
 BAND_COLS = 4
+BLOCK_BAND = 32
+BLOCK_COLS = 1
+
+
+def cut_band(blocks: int) -> tuple[int, int]:
+    """The pixels re-encoded before a cut and the grid columns taken from them, for an encoder with
+    ``blocks`` residual blocks."""
+    return CUT_BAND + BLOCK_BAND * blocks, BAND_COLS + BLOCK_COLS * blocks
 STEPS_PER_COLUMN = 4
 STEPS_EXTRA = 40
 
@@ -99,6 +111,7 @@ class FormulaDecoder:
         self.braces = braces
         get = model.get_layer
         self.encoder, self.grid, self.keys_layer = get("encoder"), get("grid"), get("attention_keys")
+        self.cut_band, self.band_cols = cut_band(sum(isinstance(layer, ResidualBlock) for layer in self.encoder.layers))
         self.init_query, self.init_output = get("init_query"), get("init_output")
         self.embedding, self.attention = get("embedding"), get("attention")
         self.query_gru, self.output_gru = get("query_gru"), get("output_gru")
@@ -159,24 +172,32 @@ class FormulaDecoder:
         # and each reading's BAND pixels, instead of every reading at full width.
         n = tf.shape(images)[0]
         m = tf.shape(cols)[0] // n
+        band = self.cut_band
         full = tf.repeat(self.encoder(images, training=False), m, 0)
         rows = tf.repeat(images, m, 0)
-        rows = tf.pad(rows, [[0, 0], [0, 0], [0, tf.maximum(CUT_BAND - tf.shape(rows)[2], 0)], [0, 0]])
+        rows = tf.pad(rows, [[0, 0], [0, 0], [0, tf.maximum(band - tf.shape(rows)[2], 0)], [0, 0]])
         pixels = cols * ENCODER_STRIDE
-        start = tf.maximum(pixels - CUT_BAND, 0)
-        crops = tf.gather(rows, start[:, None] + tf.range(CUT_BAND)[None, :], axis=2, batch_dims=1)
+        start = tf.maximum(pixels - band, 0)
+        crops = tf.gather(rows, start[:, None] + tf.range(band)[None, :], axis=2, batch_dims=1)
         x, cut = crops, pixels - start
+
+        def inside(x):
+            w = tf.shape(x)[2]
+            keep = tf.range(w)[None, :] < (cut * w // band)[:, None]
+            return tf.cast(keep, x.dtype)[:, None, :, None]
+
         for layer in self.encoder.layers[1:]:
-            x = layer(x, training=False)
+            if isinstance(layer, ResidualBlock):
+                x = layer(x, training=False, inside=inside(x)) * inside(x)
+            else:
+                x = layer(x, training=False)
             if layer.name.startswith("relu"):
-                w = tf.shape(x)[2]
-                inside = tf.range(w)[None, :] < (cut * w // CUT_BAND)[:, None]
-                x = x * tf.cast(inside, x.dtype)[:, None, :, None]
+                x = x * inside(x)
         column = tf.range(tf.shape(full)[2])[None, :]
-        band_cols = CUT_BAND // ENCODER_STRIDE
+        band_cols = band // ENCODER_STRIDE
         banded = tf.gather(x, tf.clip_by_value(column - (start // ENCODER_STRIDE)[:, None], 0, band_cols - 1),
                            axis=2, batch_dims=1)
-        in_band = (column >= cols[:, None] - BAND_COLS) & (column < cols[:, None])
+        in_band = (column >= cols[:, None] - self.band_cols) & (column < cols[:, None])
         inside = tf.cast(column < cols[:, None], full.dtype)[:, None, :, None]
         x = tf.where(in_band[:, None, :, None], banded, full * inside)
         features = x

@@ -41,6 +41,10 @@ class FormulaModelConfig:
     # Weight of a second loss on the first attention pass's own prediction of the next token (0: none).
     # Without it the first pass is trained only through the coverage it feeds, and may stay vague.
     guide_weight: float = 0.0
+    # Residual blocks at the end of the encoder (``ResidualBlock``: two 3x3 convolutions of the last
+    # width, at 1/8 of the input). Each starts as the identity, so a model with more blocks can be
+    # warm-started from one with fewer (``warm_start``) and first computes exactly what it did.
+    blocks: int = 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -183,8 +187,49 @@ class CoverageAttention(layers.Layer):
                 "coverage_filters": self.coverage_filters, "first_pass_context": self.first_pass_context}
 
 
-def build_encoder(height: int, filters=(24, 48, 96, 128, 160)) -> keras.Model:
-    """Five 3x3 convolutions, pooled to 1/16 of the input: ``(b, height, w, 1)`` -> ``(b, height/16, w/16, c)``.
+@keras.saving.register_keras_serializable(package="mathocr")
+class ResidualBlock(layers.Layer):
+    """``relu(x + bn_b(conv_b(relu(bn_a(conv_a(x))))))``: two 3x3 convolutions with a shortcut, as in
+    ResNet. ``bn_b``'s scale starts at zero, so a new block is the identity on the (non-negative)
+    activations of the ReLU before it: added to a trained encoder, it changes nothing until
+    training moves it. ``inside`` (``(b, 1, w, 1)``, optional) zeroes the inner activations beyond a
+    cut, as the encoder's own ReLUs are zeroed there when a reading is cut to a width."""
+
+    def __init__(self, filters: int, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.conv_a = layers.Conv2D(self.filters, 3, padding="same", use_bias=False, name="conv_a")
+        self.bn_a = layers.BatchNormalization(name="bn_a")
+        self.conv_b = layers.Conv2D(self.filters, 3, padding="same", use_bias=False, name="conv_b")
+        self.bn_b = layers.BatchNormalization(gamma_initializer="zeros", name="bn_b")
+
+    def build(self, input_shape):
+        if input_shape[-1] != self.filters:
+            raise ValueError(f"a residual block of {self.filters} filters on {input_shape[-1]} channels")
+        inner = (*input_shape[:-1], self.filters)
+        self.conv_a.build(input_shape)
+        self.bn_a.build(inner)
+        self.conv_b.build(inner)
+        self.bn_b.build(inner)
+        super().build(input_shape)
+
+    def call(self, x, training=None, inside=None):
+        y = ops.relu(self.bn_a(self.conv_a(x), training=training))
+        if inside is not None:
+            y = y * ops.cast(inside, y.dtype)
+        y = self.bn_b(self.conv_b(y), training=training)
+        return ops.relu(x + y)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+def build_encoder(height: int, filters=(24, 48, 96, 128, 160), blocks: int = 0) -> keras.Model:
+    """Five 3x3 convolutions, pooled to 1/16 of the input: ``(b, height, w, 1)`` -> ``(b, height/16, w/16, c)``,
+    and ``blocks`` residual blocks (``res1`` ..) after the fifth, before its pooling (at 1/8).
     The first layers run at full resolution and decide the training speed, so they are thin."""
     images = keras.Input((height, None, 1), name="image")
     x = images
@@ -193,9 +238,42 @@ def build_encoder(height: int, filters=(24, 48, 96, 128, 160)) -> keras.Model:
         x = layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
         x = layers.BatchNormalization(name=f"bn{i}")(x)
         x = layers.ReLU(name=f"relu{i}")(x)
+        if i == len(filters):
+            for k in range(1, blocks + 1):
+                x = ResidualBlock(f, name=f"res{k}")(x)
         if pool:
             x = layers.MaxPooling2D(pool, name=f"pool{i}")(x)
     return keras.Model(images, x, name="encoder")
+
+
+def warm_start(model: keras.Model, source: keras.Model) -> list[str]:
+    """Copy ``source``'s weights into ``model`` layer by layer, by name (into the encoder's layers
+    too), and return the names of ``model``'s layers that ``source`` lacks: those keep their
+    initialisation. Only residual blocks may be new (they start as the identity, so ``model``
+    computes what ``source`` did); any other difference raises ``ValueError``."""
+    new: list[str] = []
+
+    def copy(target, origin, prefix=""):
+        known = {layer.name: layer for layer in origin.layers}
+        for layer in target.layers:
+            other = known.get(layer.name)
+            if other is None:
+                if not isinstance(layer, ResidualBlock):
+                    raise ValueError(f"layer {prefix}{layer.name} is not in the source model")
+                new.append(prefix + layer.name)
+            elif isinstance(layer, keras.Model):
+                copy(layer, other, prefix + layer.name + "/")
+            else:
+                mine, theirs = layer.get_weights(), other.get_weights()
+                if [w.shape for w in mine] != [w.shape for w in theirs]:
+                    raise ValueError(f"layer {prefix}{layer.name}: weights of other shapes")
+                layer.set_weights(theirs)
+        missing = set(known) - {layer.name for layer in target.layers}
+        if missing:
+            raise ValueError(f"layers {sorted(missing)} of the source model are not in this one")
+
+    copy(model, source)
+    return new
 
 
 def build_formula_model(vocab_size: int, height: int = 48, config: FormulaModelConfig | None = None) -> keras.Model:
@@ -204,7 +282,7 @@ def build_formula_model(vocab_size: int, height: int = 48, config: FormulaModelC
     images = keras.Input((height, None, 1), name="image")
     tokens = keras.Input((None,), dtype="int32", name="tokens")
 
-    features = build_encoder(height, cfg.filters)(images)
+    features = build_encoder(height, cfg.filters, cfg.blocks)(images)
     memory = FeatureGrid(cfg.position_dim, name="grid")(features)
     keys = layers.Dense(cfg.attention_dim, use_bias=True, name="attention_keys")(memory)
     summary = layers.GlobalAveragePooling1D(name="summary")(memory)

@@ -454,6 +454,8 @@ def _formula_params(augment_help: str) -> tuple[Param, ...]:
         Param("fraction", "--fraction", float, 1.0, 0.001, 1.0, "the share of the training formulas to use"),
         Param("image_height", "--height", int, 48, 16, 256, "formula image height in pixels"),
         Param("units", "--units", int, 256, 8, 2048, "model size: the GRUs' width"),
+        Param("blocks", "--blocks", int, 0, 0, 8, "residual blocks at the end of the encoder (each starts as "
+              "the identity, so a run warm-started from a model with fewer computes what it did)"),
         Param("augment", "--no-augment", bool, True, help=augment_help),
         Param("steps_per_epoch", "--steps-per-epoch", int, 300, 1, 100000, "training steps between validations"),
     )

@@ -31,14 +31,15 @@ def synthetic_formulas():
     return out
 
 
-def tiny_config(coverage: bool = True, guide_weight: float = 0.0):
+def tiny_config(coverage: bool = True, guide_weight: float = 0.0, blocks: int = 0):
     from mathocr.formula_model import FormulaModelConfig
 
     return FormulaModelConfig(filters=(4, 8, 8, 8, 8), embed_dim=8, units=16, attention_dim=16, position_dim=8,
-                              coverage=coverage, coverage_filters=4, dropout=0.0, guide_weight=guide_weight)
+                              coverage=coverage, coverage_filters=4, dropout=0.0, guide_weight=guide_weight,
+                              blocks=blocks)
 
 
-def save_tiny_recognizer(directory, train_steps: int = 0, kind: str = "handwritten"):
+def save_tiny_recognizer(directory, train_steps: int = 0, kind: str = "handwritten", blocks: int = 0):
     """A tiny formula model with the synthetic vocabulary, saved as the app loads it; ``kind``
     goes to its config.json as training.formulas writes it ("handwritten" or "typeset")."""
     import keras
@@ -51,7 +52,7 @@ def save_tiny_recognizer(directory, train_steps: int = 0, kind: str = "handwritt
     keras.utils.set_random_seed(0)
     formulas = synthetic_formulas()
     vocab = Vocabulary.from_sequences(f.tokens for f in formulas)
-    model = compile_formula_model(build_formula_model(len(vocab), config=tiny_config()))
+    model = compile_formula_model(build_formula_model(len(vocab), config=tiny_config(blocks=blocks)))
     batches = iter(TrainingBatches(formulas, vocab, batch_size=6, seed=0))
     for _ in range(train_steps):
         model.train_on_batch(*next(batches))
@@ -576,19 +577,27 @@ def test_the_two_models_decode_side_by_side_with_the_same_answers_as_one_after_t
             assert answers(callers.map(lambda a: first.recognize_array(a, width), arrays)) == alone
 
 
-def test_a_reading_cut_to_a_width_is_encoded_as_that_narrower_image_alone(tmp_path):
+@pytest.mark.parametrize("blocks", [0, 2, 4])
+def test_a_reading_cut_to_a_width_is_encoded_as_that_narrower_image_alone(blocks, tmp_path):
     """``_encode`` with ``cols``: each row's features, first states and attention bias are those of
     its input cut to ``cols`` grid columns and encoded on its own, for cuts narrower and wider than
-    the band it re-encodes (``CUT_BAND``), one input or several."""
+    the band it re-encodes (``cut_band``), one input or several; with residual blocks too, whose
+    reach needs the wider band."""
     import tensorflow as tf
 
-    from mathocr.formula_decode import CUT_BAND, FormulaRecognizer
+    from mathocr.formula_decode import FormulaRecognizer, cut_band
+    from mathocr.formula_model import ResidualBlock
 
-    decoder = FormulaRecognizer.load(save_tiny_recognizer(tmp_path / "model", train_steps=3)).decoder
+    decoder = FormulaRecognizer.load(save_tiny_recognizer(tmp_path / "model", train_steps=3, blocks=blocks)).decoder
+    CUT_BAND = decoder.cut_band
+    assert (decoder.cut_band, decoder.band_cols) == cut_band(blocks)
     rng = np.random.default_rng(0)
     for layer in decoder.encoder.layers:  # as in a trained model, blank paper gives activations too
-        if layer.name.startswith("bn"):
-            layer.beta.assign(rng.normal(0.3, 0.3, layer.beta.shape).astype(np.float32))
+        norms = [layer.bn_a, layer.bn_b] if isinstance(layer, ResidualBlock) else [layer]
+        for norm in norms:
+            if norm.name.startswith("bn"):
+                norm.beta.assign(rng.normal(0.3, 0.3, norm.beta.shape).astype(np.float32))
+                norm.gamma.assign(rng.normal(1.0, 0.3, norm.gamma.shape).astype(np.float32))
     inputs = np.zeros((2, 48, 512, 1), np.float32)
     inputs[0, :, :200] = rng.random((48, 200, 1)) < 0.2  # ink, then blank paper (a margin)
     inputs[1, :, :90] = rng.random((48, 90, 1)) < 0.2
@@ -605,6 +614,37 @@ def test_a_reading_cut_to_a_width_is_encoded_as_that_narrower_image_alone(tmp_pa
             np.testing.assert_allclose(h2[r], h2_alone[0], atol=1e-4)
             cells = bias[r].numpy().reshape(features.shape[1], -1)
             assert (cells[:, :c] == 0).all() and (cells[:, c:] < -1e8).all()
+    if blocks == 4:  # the band of an encoder without blocks is too narrow for one with four
+        decoder.cut_band, decoder.band_cols = cut_band(0)
+        features, *_ = decoder._encode(tf.constant(inputs), tf.constant(cols))
+        m = len(cols) // len(inputs)
+        errors = [np.abs(features[r, :, :c] - decoder._encode(tf.constant(inputs[r // m:r // m + 1, :, :c * 16]))[0][0])
+                  .max() for r, c in enumerate(cols)]
+        assert max(errors) > 1e-4  # the tolerance above
+
+
+def test_residual_blocks_start_as_the_identity_so_a_warm_start_computes_what_its_source_did(tiny):
+    import dataclasses
+
+    from mathocr.formula_model import build_formula_model, compile_formula_model, main_logits, warm_start
+
+    model, vocab, batches = tiny
+    x, y = next(iter(batches))
+    config = tiny_config(guide_weight=0.5)
+    deeper = compile_formula_model(build_formula_model(len(vocab), config=dataclasses.replace(config, blocks=2)),
+                                   1e-2, guide_weight=0.5)
+    assert warm_start(deeper, model) == ["encoder/res1", "encoder/res2"]
+    before = main_logits(model.predict_on_batch(x))
+    np.testing.assert_array_equal(main_logits(deeper.predict_on_batch(x)), before)
+    for _ in range(3):  # and then they learn: the blocks' last scales leave zero
+        deeper.train_on_batch(x, (y, y))
+    assert np.abs(deeper.get_layer("encoder").get_layer("res1").bn_b.gamma.numpy()).max() > 0
+    assert not np.allclose(main_logits(deeper.predict_on_batch(x)), before, atol=1e-4)
+    # another shape, or a source layer that the model lacks, is refused
+    with pytest.raises(ValueError, match="other shapes"):
+        warm_start(build_formula_model(len(vocab), config=dataclasses.replace(config, units=24)), model)
+    with pytest.raises(ValueError, match="not in this one"):
+        warm_start(build_formula_model(len(vocab), config=config), deeper)
 
 
 def test_margins_read_at_once_answer_as_each_read_on_its_own_and_a_batch_as_each_input_alone(tmp_path):

@@ -185,8 +185,22 @@ def test_warm_start_keeps_weights_and_vocabulary_and_refuses_another_architectur
     assert tall.height == 48
     for a, b in zip(first.model.trainable_weights, tall.model.trainable_weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # residual blocks added to the encoder start as the identity; every other weight comes from the source
+    assert main([*common, "--name", "deeper", "--init-from", str(tmp_path / "first"), "--learning-rate", "0",
+                 "--blocks", "1", "--export", str(tmp_path / "deeper")]) == 0
+    deeper = FormulaRecognizer.load(tmp_path / "deeper").model
+    assert "res1" in [layer.name for layer in deeper.get_layer("encoder").layers]
+    assert json.loads((tmp_path / "deeper" / "config.json").read_text())["model"]["blocks"] == 1
+    for name in ("conv1", "bn5"):
+        for a, b in zip(first.model.get_layer("encoder").get_layer(name).trainable_weights,
+                        deeper.get_layer("encoder").get_layer(name).trainable_weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for a, b in zip(first.model.get_layer("logits").weights, deeper.get_layer("logits").weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
     with pytest.raises(SystemExit, match="not the same architecture"):
         main([*common, "--name", "other", "--init-from", str(tmp_path / "first"), "--units", "24"])
+    with pytest.raises(SystemExit, match="not the same architecture"):  # blocks are added, never dropped
+        main([*common, "--name", "shallower", "--init-from", str(tmp_path / "deeper")])
 
 
 @needs_latex

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"widest input (default {MAX_WIDTH}; typeset {TYPESET_MAX_WIDTH})")
     parser.add_argument("--filters", type=lambda s: tuple(int(x) for x in s.split(",")),
                         default=FormulaModelConfig.filters, help="encoder filters, five numbers")
+    parser.add_argument("--blocks", type=int, default=FormulaModelConfig.blocks,
+                        help="residual blocks at the end of the encoder (each starts as the identity, so "
+                             "--init-from a model with fewer keeps what it computes)")
     parser.add_argument("--units", type=int, default=FormulaModelConfig.units)
     parser.add_argument("--attention-dim", type=int, default=FormulaModelConfig.attention_dim)
     parser.add_argument("--dropout", type=float, default=FormulaModelConfig.dropout)
@@ -293,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     from mathocr.formula_decode import FormulaRecognizer
-    from mathocr.formula_model import build_formula_model, compile_formula_model
+    from mathocr.formula_model import build_formula_model, compile_formula_model, warm_start
 
     start = time.time()
     if args.threads:
@@ -304,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     keras.utils.set_random_seed(args.seed)
     model_config = FormulaModelConfig(filters=tuple(args.filters), units=args.units, attention_dim=args.attention_dim,
                                       dropout=args.dropout, coverage=not args.no_coverage,
-                                      guide_weight=args.guide_weight)
+                                      guide_weight=args.guide_weight, blocks=args.blocks)
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
@@ -365,10 +368,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.init_from and not run.backup_dir.exists():
                 initial = FormulaRecognizer.load(args.init_from).model
                 try:
-                    model.set_weights(initial.get_weights())
+                    added = warm_start(model, initial)
                 except ValueError as err:
                     raise SystemExit(f"--init-from {args.init_from}: not the same architecture as this run ({err})")
-                print(f"initialised from {args.init_from}", flush=True)
+                print(f"initialised from {args.init_from}"
+                      + (f" (new, as the identity: {', '.join(added)})" if added else ""), flush=True)
             compile_formula_model(model, args.learning_rate, args.guide_weight, args.ema,
                                   args.label_smoothing)
     model.summary(print_fn=lambda line, **_: print(line))
