@@ -812,6 +812,13 @@ class FormulaRecognizer:
             out.append((picked * (targets != self.vocab.pad_id)).sum(1))
         return np.array(out, np.float32)
 
+    def feature_layers(self) -> list[str]:
+        """The encoder layers whose activations ``feature_maps`` shows, input side first: each
+        convolution's ReLU (``relu1`` .. ``relu5``), then the residual blocks (``res1`` ..), if any;
+        the last is the grid the attention weighs (before its pooling)."""
+        return [layer.name for layer in self.model.get_layer("encoder").layers
+                if layer.name.startswith("relu") or isinstance(layer, ResidualBlock)]
+
     def feature_maps(self, array: np.ndarray, layer: str) -> np.ndarray:
         """The activations ``(h, w, channels)`` of one encoder layer (``conv1`` .. ``conv5``,
         ``relu1``...) for one input."""

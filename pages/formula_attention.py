@@ -13,7 +13,6 @@ from pages.common import formula_recognizer, ink_input
 
 LAST_KEY = "formula_last"  # set by the Formulas page
 LAST_KIND_KEY = "formula_last_kind"
-ENCODER_LAYERS = ["relu1", "relu2", "relu3", "relu4", "relu5"]
 MODELS = {"Handwritten": "handwritten", "Typeset": "typeset"}
 LAST = "Last formula recognized"
 CROHME_TEST = "CROHME 2014 test formula"
@@ -132,8 +131,9 @@ else:
 
 # The encoder's feature maps
 with st.expander("Encoder feature maps"):
-    layer = st.selectbox("Layer", ENCODER_LAYERS, index=2, help="relu1 is the first convolution; relu5 the last, "
-                         "whose grid the attention weighs")
+    layer = st.selectbox("Layer", recognizer.feature_layers(), index=2,
+                         help="relu1 is the first convolution; the last layer (relu5, or the last residual "
+                              "block res1, res2 .. after it) gives the grid the attention weighs")
     maps = recognizer.feature_maps(result.image, layer)
     count = st.slider("Channels", 4, min(64, maps.shape[-1]), min(16, maps.shape[-1]))
     st.caption(f"{layer}: {maps.shape[0]} x {maps.shape[1]} x {maps.shape[2]}")

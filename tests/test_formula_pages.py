@@ -107,6 +107,17 @@ def test_attention_page_shows_a_map_per_token(model_dir, monkeypatch):
     assert not at.exception and not at.error
 
 
+def test_attention_page_shows_the_feature_maps_of_each_convolution_and_residual_block(tmp_path, monkeypatch):
+    at = open_page("formula_attention.py", save_tiny_recognizer(tmp_path / "deeper", blocks=1), monkeypatch)
+    at.session_state["formula_attention_canvas"] = canvas_state(DRAWING)
+    at.run()
+    layers = next(s for s in at.selectbox if s.label == "Layer")
+    assert list(layers.options) == ["relu1", "relu2", "relu3", "relu4", "relu5", "res1"]
+    layers.set_value("res1").run()
+    assert not at.exception and not at.error
+    assert any(c.value.startswith("res1: ") for c in at.caption)
+
+
 def test_attention_page_takes_the_formula_page_answer(model_dir, monkeypatch):
     from mathocr.formula_decode import FormulaRecognizer
     from test_formula_model import synthetic_formulas
