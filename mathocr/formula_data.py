@@ -575,7 +575,8 @@ class TrainingBatches(BatchSource):
                  max_tokens: int = 120, seed: int = 0, augment: bool = True, height: int = HEIGHT,
                  max_width: int = MAX_WIDTH, token_dropout: float = 0.0, augment_strength: float = 1.0,
                  swap_symbols: float = 0.0, pad_margin: int = 0, reverse: bool = False, relabel: float = 0.0,
-                 concat: float = 0.0, stack: float = 0.0, script: float = 0.0):
+                 concat: float = 0.0, stack: float = 0.0, script: float = 0.0, synth: float = 0.0,
+                 synth_formulas: Sequence[Sequence[str]] | None = None):
         kept = [f for f in formulas if 0 < len(f.tokens) <= max_tokens]
         self.formulas = kept
         self.augment = augment
@@ -604,9 +605,19 @@ class TrainingBatches(BatchSource):
         # with augmentation, this share of the examples still single become a short formula with a
         # made-up superscript or subscript (``attach_script``): another short formula, or a prime
         self.script = script
+        if not 0 <= synth <= 1:
+            raise ValueError(f"the made-up formula rate must be in [0, 1], not {synth}")
+        # with augmentation, this share of the examples still single become a formula of
+        # ``synth_formulas`` (default: the training formulas' own tokens) laid out by a typesetter and
+        # written symbol by symbol in other writers' strokes (``formula_synth``)
+        self.synth = synth
+        pool = [f.tokens for f in kept] if synth_formulas is None else synth_formulas
+        self._synth_pool = [tuple(t) for t in pool
+                            if 0 < len(t) <= max_tokens and all(token in vocab for token in t)]
+        self._layouts: dict[int, object] = {}
         self.max_tokens = max_tokens
         self.bank = (SymbolBank(kept) if augment and (swap_symbols > 0 or relabel > 0 or concat > 0 or stack > 0
-                                                      or script > 0) else None)
+                                                      or script > 0 or synth > 0) else None)
         self.max_width = max_width
         widths = [render_formula(f.strokes, height, max_width).width for f in kept]
         super().__init__([vocab.encode(f.tokens) for f in kept], widths, vocab, batch_size, seed, height,
@@ -695,10 +706,42 @@ class TrainingBatches(BatchSource):
                 items[n] = scripted
         return items
 
+    def _layout(self, n: int):
+        """The layout of made-up formula ``n`` of the pool (cached), or None where it has none or
+        the bank lacks one of its symbols."""
+        if n not in self._layouts:
+            from mathocr.formula_synth import layout
+
+            lay = layout(self._synth_pool[n])
+            if lay is not None and not all(self.bank.instances.get(label) for label in set(lay.labels)):
+                lay = None
+            self._layouts[n] = lay
+        return self._layouts[n]
+
+    # a made-up formula renders about this much wider than its layout's aspect (formula_synth.SPREAD)
+    SYNTH_SPREAD = 1.17
+
+    def _synthesized(self, items: list) -> list:
+        """``items`` with a ``synth`` share of its single formulas made ``("synth", n)``: formula ``n``
+        of the made-up pool, laid out and written anew (``formula_synth``); one that does not fit the
+        model's widest input, or cannot be laid out, leaves its item as it was."""
+        if not (self.augment and self.synth > 0 and self._synth_pool and self.bank is not None):
+            return items
+        for k, item in enumerate(items):
+            if not isinstance(item, int) or self.rng.uniform() >= self.synth:
+                continue
+            n = int(self.rng.integers(len(self._synth_pool)))
+            if self._layout(n) is not None and self._size(("synth", n))[0] <= self.max_width:
+                items[k] = ("synth", n)
+        return items
+
     def _size(self, item) -> tuple[int, int]:
         """An example's width (estimated, for bucketing) and target length."""
         if isinstance(item, int):
             return self.widths[item], self.lengths[item]
+        if item[0] == "synth":
+            return (int(self._layout(item[1]).aspect * self.height * self.SYNTH_SPREAD),
+                    len(self._synth_pool[item[1]]))
         if item[0] == "script":
             _, p, k, _, q = item
             width = self.widths[p] + (self.widths[k] * 0.65 if k >= 0 else 8)
@@ -718,7 +761,7 @@ class TrainingBatches(BatchSource):
         return self.widths[item[0]] + self.widths[item[1]] + self.PAIR_GAP, self.lengths[item[0]] + self.lengths[item[1]] + 1
 
     def epoch_batches(self) -> list[list]:
-        items = self._scripted(self._stacked(self.epoch_items()))
+        items = self._synthesized(self._scripted(self._stacked(self.epoch_items())))
         if all(isinstance(item, int) for item in items):
             return super().epoch_batches()
         # bucketed by the pairs' and fractions' widths (the pairs': at most the sum of both and the gap) and lengths
@@ -736,6 +779,8 @@ class TrainingBatches(BatchSource):
             return self._fraction(*i[1:])
         if isinstance(i, tuple) and i[0] == "script":
             return self._script(*i[1:])
+        if isinstance(i, tuple) and i[0] == "synth":
+            return self._made_up(i[1])
         if isinstance(i, tuple):
             (strokes, tokens), (second, tokens2) = self._written(i[0]), self._written(i[1])
             joiner = self._joiners[int(self.rng.integers(len(self._joiners)))] if self._joiners else None
@@ -803,6 +848,15 @@ class TrainingBatches(BatchSource):
             tokens = tokens + ([joiner] if joiner else []) + tokens3
         ids = self.vocab.encode(tokens)
         ids = ids[::-1] if self.reverse else ids
+        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength), ids
+
+    def _made_up(self, n: int) -> tuple[np.ndarray, list[int]]:
+        from mathocr.formula_synth import relabel, write
+
+        lay = relabel(self._layout(n), self.rng, self.relabel, self.bank.instances)
+        ids = self.vocab.encode(list(lay.tokens))
+        ids = ids[::-1] if self.reverse else ids
+        strokes = write(lay, self.bank.instances, self.rng)
         return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength), ids
 
     def _line(self, i: int) -> tuple[float, float]:

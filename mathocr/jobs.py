@@ -483,6 +483,9 @@ register_kind(ModelKind(
               "the share of the other formulas made fractions of two short ones (new nested layouts)"),
         Param("script", "--script", float, 0.0, 0.0, 1.0,
               "the share of the formulas still single given a made-up superscript or subscript (or a prime)"),
+        Param("synth", "--synth", float, 0.0, 0.0, 1.0,
+              "the share of the formulas still single replaced by a formula laid out by a typesetter and "
+              "written symbol by symbol in other writers' strokes (CROHME's and im2latex's formulas)"),
         Param("dropout", "--dropout", float, 0.2, 0.0, 0.9, "dropout in the encoder and decoder"),
         Param("token_dropout", "--token-dropout", float, 0.0, 0.0, 0.9,
               "the share of previous tokens hidden from the decoder in training"),

@@ -110,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "formula with a made-up superscript or subscript (another short formula, written "
                              "smaller, raised or lowered; or another writer's prime), half of them followed by an "
                              "operator and a third: x^{n-1} + a from three formulas' ink")
+    parser.add_argument("--synth", type=float, default=0.0, metavar="RATE",
+                        help="handwritten: with augmentation, replace this share of the formulas still single by "
+                             "a made-up one: a formula laid out by matplotlib's mathtext and written symbol by "
+                             "symbol in other writers' strokes (mathocr.formula_synth); the formulas are the "
+                             "training truths and, where MATHOCR_DATA has im2latex, its training formulas that "
+                             "the vocabulary covers (--synth-source)")
+    parser.add_argument("--synth-source", default="both", choices=("both", "crohme", "im2latex"),
+                        help="the formulas --synth lays out")
     parser.add_argument("--pad-margin", type=int, default=0, metavar="MAX",
                         help="pad each training batch with 0..MAX blank columns after its widest formula (the "
                              "models read their inputs with such a margin)")
@@ -153,6 +161,23 @@ def load_split(split: str, directory: str | None, root: str | None, args=None):
             raise FileNotFoundError(f"no .inkml files under {directory}")
         return load_inkml_formulas(files)[0]
     return load_crohme_formulas(split, root)
+
+
+def synth_formulas(train, vocab, args) -> list[list[str]]:
+    """The token sequences --synth lays out: the training truths and/or im2latex's training formulas
+    that the vocabulary covers (none of its validation or test formulas)."""
+    pool = [list(f.tokens) for f in train] if args.synth_source in ("both", "crohme") else []
+    if args.synth_source in ("both", "im2latex"):
+        from mathocr.data import im2latex_available, load_im2latex
+
+        if im2latex_available(args.data):
+            extra = [f.tokens.split() for f in load_im2latex(args.data, split="train")]
+            extra = [t for t in extra if t and all(token in vocab for token in t)]
+            print(f"--synth: {len(extra)} im2latex training formulas in the vocabulary", flush=True)
+            pool += extra
+        elif args.synth_source == "im2latex":
+            raise FileNotFoundError("--synth-source im2latex: no im2latex formulas under MATHOCR_DATA")
+    return pool
 
 
 def exprate_callback(recognizer, arrays, truths, every: int = 1):
@@ -311,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
-        "augment": not args.no_augment, "token_dropout": args.token_dropout, "label_smoothing": args.label_smoothing, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "relabel": args.relabel, "concat": args.concat, "stack": args.stack, "script": args.script, "pad_margin": args.pad_margin, "direction": args.direction, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
+        "augment": not args.no_augment, "token_dropout": args.token_dropout, "label_smoothing": args.label_smoothing, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "relabel": args.relabel, "concat": args.concat, "stack": args.stack, "script": args.script, "synth": args.synth, "synth_source": args.synth_source, "pad_margin": args.pad_margin, "direction": args.direction, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset, "also_rendered": args.also_rendered,
         "kind": "typeset" if typeset else "handwritten",
     }
@@ -338,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = ({"also": args.also_rendered or ()} if typeset
              else {"augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols,
                    "relabel": args.relabel, "concat": args.concat, "stack": args.stack,
-                   "script": args.script})
+                   "script": args.script, "synth": args.synth,
+                   "synth_formulas": synth_formulas(train, vocab, args) if args.synth > 0 else None})
     source = batches(train, vocab, args.batch_size, args.max_tokens, seed=args.seed,
                      augment=not args.no_augment, height=args.height, max_width=args.max_width,
                      token_dropout=args.token_dropout, pad_margin=args.pad_margin,

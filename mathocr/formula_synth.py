@@ -1,0 +1,240 @@
+"""Made-up handwritten formulas: a LaTeX formula laid out by matplotlib's mathtext (the boxes of its
+symbols, fraction bars and root signs, as a typesetter places them), each symbol then written in
+a random writer's strokes from CROHME's segmentation (``SymbolBank``) fitted into its box.
+
+The other made-up formulas of training (``formula_data``: relabelled, concatenated, stacked,
+scripted) re-use the layouts of CROHME's own 8,834 formulas; these bring layouts and token
+sequences that CROHME lacks (any formula of the vocabulary: im2latex's, or CROHME's truths laid out
+anew), at the price of a typesetter's regularity, which a little jitter and the ink augmentation
+loosen.
+
+``layout(tokens)`` is the slow, deterministic part (a few milliseconds, cached by the caller);
+``write(layout, bank, rng)`` is cheap and new every time."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+# the symbol label (CROHME's segmentation) of each character mathtext draws
+_CHAR_LABELS = {
+    "+": "+", "\u2212": "-", "-": "-", "=": "=", "<": "\\lt", ">": "\\gt", "(": "(", ")": ")", "[": "[",
+    "]": "]", "{": "\\{", "}": "\\}", "|": "|", "/": "/", "!": "!", ",": ",", ".": ".", "\u22c5": ".",
+    "\u00d7": "\\times", "\u00b1": "\\pm", "\u00f7": "\\div", "\u2264": "\\leq", "\u2265": "\\geq",
+    "\u2260": "\\neq", "\u2192": "\\rightarrow", "\u2211": "\\sum", "\u222b": "\\int", "\u221a": "\\sqrt",
+    "\u221e": "\\infty", "\u2026": "\\ldots", "\u2208": "\\in", "\u2200": "\\forall", "\u2203": "\\exists",
+    "\u2032": "\\prime", "\u03b1": "\\alpha", "\u03b2": "\\beta", "\u03b3": "\\gamma", "\u03b8": "\\theta",
+    "\u03bb": "\\lambda", "\u03bc": "\\mu", "\u03c0": "\\pi", "\u03c3": "\\sigma", "\u03d5": "\\phi",
+    "\u03c6": "\\phi", "\u0394": "\\Delta",
+}
+# tokens that draw nothing of their own (``\\frac`` draws a bar, counted apart)
+_SILENT = frozenset({"{", "}", "^", "_", "\\frac"})
+# a token's symbol label where the two differ; function names are written as one symbol in CROHME
+_TOKEN_LABELS = {"<": "\\lt", ">": "\\gt", "\\cdot": "."}
+FUNCTIONS = ("sin", "cos", "tan", "log", "lim")
+# mathtext's size for the layout (its units are points; only proportions matter)
+_SIZE = 10.0
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a formula's symbols go: ``labels[k]``'s box is ``boxes[k]`` (x0, y0, x1, y1; y grows
+    downwards, as in ink), in units of the font size; ``size``: the height of a digit."""
+
+    tokens: tuple[str, ...]
+    labels: tuple[str, ...]
+    boxes: np.ndarray  # (n, 4)
+    size: float
+
+    @property
+    def aspect(self) -> float:
+        """Width over height of all the boxes together."""
+        lo, hi = self.boxes[:, :2].min(axis=0), self.boxes[:, 2:].max(axis=0)
+        return float((hi[0] - lo[0]) / max(hi[1] - lo[1], 1e-6))
+
+
+def token_labels(tokens: Sequence[str]) -> Counter:
+    """The symbol labels a formula's tokens should draw (fraction bars and root overlines apart; the
+    brackets of a root's index are not drawn)."""
+    labels = Counter()
+    depth = 0  # inside the [ ] of \sqrt [ n ]
+    for k, t in enumerate(tokens):
+        if t == "[" and k and tokens[k - 1] == "\\sqrt":
+            depth = 1
+        elif depth and t == "[":
+            depth += 1
+            labels[t] += 1
+        elif depth and t == "]":
+            depth -= 1
+            if depth:
+                labels[t] += 1
+        elif t not in _SILENT:
+            labels[_TOKEN_LABELS.get(t, t)] += 1
+    return labels
+
+
+def relabel(lay: Layout, rng: np.random.Generator, rate: float, instances: dict) -> Layout:
+    """``lay`` with each symbol of ``formula_data.RELABEL_GROUPS`` replaced, with probability ``rate``,
+    throughout (its boxes and its tokens) by another of its group that ``instances`` holds, as
+    ``SymbolBank.relabel`` does for real ink: ``x^2 + x`` may become ``a^7 + a``."""
+    from mathocr.formula_data import LABEL_TOKENS, RELABEL_GROUPS
+
+    if rate <= 0:
+        return lay
+    labels, tokens = list(lay.labels), list(lay.tokens)
+    for label in sorted(set(labels)):
+        group = next((g for g in RELABEL_GROUPS if label in g), None)
+        if group is None or rng.uniform() >= rate:
+            continue
+        token = LABEL_TOKENS.get(label, label)
+        if tokens.count(token) != labels.count(label):  # a '-' that is also a fraction bar, say
+            continue
+        choices = [g for g in group if g != label and instances.get(g)]
+        if not choices:
+            continue
+        new = choices[int(rng.integers(len(choices)))]
+        labels = [new if x == label else x for x in labels]
+        tokens = [LABEL_TOKENS.get(new, new) if t == token else t for t in tokens]
+    return Layout(tuple(tokens), tuple(labels), lay.boxes, lay.size)
+
+
+_PARSER = None
+
+
+def _parser():
+    global _PARSER
+    if _PARSER is None:
+        import matplotlib
+        from matplotlib.mathtext import MathTextParser
+
+        matplotlib.rcParams["mathtext.fontset"] = "dejavusans"  # its glyphs carry their Unicode code points
+        _PARSER = MathTextParser("path")
+    return _PARSER
+
+
+def to_mathtext(tokens: Sequence[str]) -> str:
+    """Tokens as one mathtext string: no spaces but after a command name before a letter (mathtext
+    takes the space in ``x ^ { 2 }`` for the superscript)."""
+    out = []
+    for token in tokens:
+        if out and out[-1][:1] == "\\" and out[-1][1:].isalpha() and token[:1].isalpha():
+            out.append(" ")
+        out.append(token)
+    return "".join(out)
+
+
+def _glyph_box(font, fontsize: float, glyph_index: int) -> tuple[float, float, float, float] | None:
+    """A glyph's ink box relative to its origin (x0, y0, x1, y1; y upwards), in points."""
+    from matplotlib.ft2font import LoadFlags
+
+    font.set_size(fontsize, 72)
+    glyph = font.load_glyph(glyph_index, flags=LoadFlags.NO_HINTING)
+    x0, y0, x1, y1 = (v / 64 for v in glyph.bbox)
+    if x1 <= x0 and y1 <= y0:
+        return None
+    return x0, y0, x1, y1
+
+
+def layout(tokens: Sequence[str]) -> Layout | None:
+    """The layout of a canonical token sequence, or None where mathtext cannot set it or what it
+    draws does not match the tokens one symbol to one (an unknown command, a symbol CROHME never
+    segments)."""
+    from matplotlib.font_manager import FontProperties
+
+    tokens = tuple(tokens)
+    if not tokens:
+        return None
+    try:
+        parsed = _parser().parse("$" + to_mathtext(tokens) + "$", dpi=72, prop=FontProperties(size=_SIZE))
+    except (ValueError, KeyError, RuntimeError):
+        return None
+    height = float(parsed.height)
+    glyphs = []  # (label, x0, y0, x1, y1 in ink coordinates, upright)
+    for font, fontsize, num, glyph_index, ox, oy in parsed.glyphs:
+        if num == 32:
+            continue
+        box = _glyph_box(font, fontsize, glyph_index)
+        if box is None:
+            continue
+        char = chr(num)
+        upright = "Oblique" not in font.postscript_name and "Italic" not in font.postscript_name
+        # mathtext draws \prime from Computer Modern's symbol font, code 0x30
+        if num == 48 and "cmsy" in font.postscript_name.lower():
+            char = "\u2032"
+        label = char if char.isascii() and char.isalnum() else _CHAR_LABELS.get(char)
+        if label is None:
+            return None
+        x0, y0, x1, y1 = box
+        glyphs.append([label, ox + x0, height - oy - y1, ox + x1, height - oy - y0, upright])
+    glyphs = _function_names(glyphs)
+    if glyphs is None:
+        return None
+    rects = [(float(x), height - float(y) - float(h), float(x) + float(w), height - float(y))
+             for x, y, w, h in parsed.rects]
+    # each root sign's overline: the rect starting nearest its right edge, at its top
+    for g in glyphs:
+        if g[0] != "\\sqrt" or not rects:
+            continue
+        k = min(range(len(rects)), key=lambda r: abs(rects[r][0] - g[3]) + abs(rects[r][1] - g[2]))
+        x0, y0, x1, y1 = rects.pop(k)
+        g[1:5] = [min(g[1], x0), min(g[2], y0), max(g[3], x1), max(g[4], y1)]
+    # the rest are fraction bars, one a \\frac
+    if len(rects) != tokens.count("\\frac") or Counter(g[0] for g in glyphs) != token_labels(tokens):
+        return None
+    for x0, y0, x1, y1 in rects:
+        glyphs.append(["-", x0, y0, x1, y1, True])
+    labels = tuple(g[0] for g in glyphs)
+    boxes = np.array([g[1:5] for g in glyphs], np.float32)
+    return Layout(tokens, labels, boxes, _SIZE * 0.73)
+
+
+def _function_names(glyphs: list) -> list | None:
+    """``glyphs`` with each run of upright lowercase letters that spells a function name merged into
+    one symbol (``\\sin``); None where an upright lowercase letter is not part of one."""
+    out, k = [], 0
+    while k < len(glyphs):
+        g = glyphs[k]
+        if g[5] and len(g[0]) == 1 and g[0].islower():
+            word = "".join(h[0] for h in glyphs[k:k + 3])
+            if word not in FUNCTIONS or not all(h[5] for h in glyphs[k:k + 3]):
+                return None
+            run = glyphs[k:k + 3]
+            out.append(["\\" + word, min(h[1] for h in run), min(h[2] for h in run), max(h[3] for h in run),
+                        max(h[4] for h in run), True])
+            k += 3
+            continue
+        out.append(g)
+        k += 1
+    return out
+
+
+# how loosely a made-up formula is written: its symbols spread apart by up to this factor, each
+# box moved by up to this share of a symbol and scaled by up to this share
+SPREAD = (1.0, 1.35)
+SHIFT = 0.08
+RESIZE = 0.12
+
+
+def write(lay: Layout, instances: dict, rng: np.random.Generator) -> list[np.ndarray]:
+    """``lay``'s symbols in other writers' strokes: for each, a random instance of its label from
+    ``instances`` (``SymbolBank.instances``) fitted into its box, the boxes loosened as a hand
+    would (``SPREAD``, ``SHIFT``, ``RESIZE``). Raises KeyError for a label the bank lacks."""
+    from mathocr.formula_data import STRETCHY, fit_into
+
+    boxes = lay.boxes.astype(np.float64, copy=True)
+    spread = rng.uniform(*SPREAD)
+    centre = (boxes[:, [0, 1]] + boxes[:, [2, 3]]) / 2
+    half = (boxes[:, [2, 3]] - boxes[:, [0, 1]]) / 2
+    centre[:, 0] *= spread
+    centre += rng.normal(0, SHIFT * lay.size / 2, size=centre.shape)
+    half *= rng.uniform(1 - RESIZE, 1 + RESIZE, size=(len(boxes), 1))
+    strokes: list[np.ndarray] = []
+    for label, c, h in zip(lay.labels, centre, half):
+        donors = instances[label]
+        _, donor = donors[int(rng.integers(len(donors)))]
+        target = [np.array([c - h, c + h], np.float32)]
+        strokes.extend(fit_into(target, donor, label in STRETCHY))
+    return strokes
