@@ -880,3 +880,43 @@ class TrainingBatches(BatchSource):
 def plain_images(formulas: Sequence[InkFormula], height: int = HEIGHT, max_width: int = MAX_WIDTH) -> list[np.ndarray]:
     """Un-augmented model inputs, as evaluation sees them."""
     return [ink_array(render_formula(f.strokes, height, max_width)) for f in formulas]
+
+
+# The made-up training formulas, by the name the app shows and the TrainingBatches rate that makes them
+MADE_UP_KINDS = {
+    "relabelled": "relabel",
+    "two on a line": "concat",
+    "fractions": "stack",
+    "scripts": "script",
+    "typeset layouts": "synth",
+}
+
+
+def made_up_source(formulas: Sequence[InkFormula], synth_formulas: Sequence[Sequence[str]] | None = None,
+                   height: int = HEIGHT, max_width: int = MAX_WIDTH) -> TrainingBatches:
+    """Training batches over ``formulas`` (which need their segmentation) that ``made_up_examples``
+    makes examples of every kind from (building it renders every formula once: keep it)."""
+    vocab = Vocabulary.from_sequences([f.tokens for f in formulas] + [list(t) for t in synth_formulas or ()])
+    return TrainingBatches(formulas, vocab, batch_size=8, height=height, max_width=max_width, synth=1.0,
+                           synth_formulas=synth_formulas)
+
+
+def made_up_examples(source: TrainingBatches, kind: str, n: int = 6, seed: int = 0
+                     ) -> list[tuple[np.ndarray, list[str]]]:
+    """``n`` training examples of one ``MADE_UP_KINDS`` kind, as a training run with that option at its
+    full rate makes them (``source``: ``made_up_source``): each an image ``(h, w)`` (ink 1 on 0) and
+    its target tokens, left to right. Fewer where the formulas allow fewer (no fraction without two
+    short formulas free of relations, say)."""
+    if kind not in MADE_UP_KINDS:
+        raise ValueError(f"unknown kind of made-up formula {kind!r}: one of {', '.join(MADE_UP_KINDS)}")
+    for rate in MADE_UP_KINDS.values():
+        setattr(source, rate, 1.0 if rate == MADE_UP_KINDS[kind] else 0.0)
+    source.rng = np.random.default_rng(seed)
+    items = [item for batch in source.epoch_batches() for item in batch]
+    if kind != "relabelled":
+        items = [item for item in items if isinstance(item, tuple)]
+    out = []
+    for item in items[:n]:
+        image, ids = source.example(item)
+        out.append((image, source.vocab.decode(ids)))
+    return out

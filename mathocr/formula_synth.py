@@ -211,6 +211,17 @@ def _function_names(glyphs: list) -> list | None:
     return out
 
 
+def im2latex_formulas(vocabulary, root=None) -> list[list[str]]:
+    """im2latex's training formulas (canonical tokens) whose every token ``vocabulary`` holds (none of
+    its validation or test formulas); none where the data has no im2latex."""
+    from mathocr.data import im2latex_available, load_im2latex
+
+    if not im2latex_available(root):
+        return []
+    formulas = (f.tokens.split() for f in load_im2latex(root, split="train"))
+    return [t for t in formulas if t and all(token in vocabulary for token in t)]
+
+
 # how loosely a made-up formula is written: its symbols spread apart by up to this factor, each
 # box moved by up to this share of a symbol and scaled by up to this share
 SPREAD = (1.0, 1.35)

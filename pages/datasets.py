@@ -111,6 +111,27 @@ def token_filter(tokens: pd.Series, token: str | None) -> pd.Series:
     return tokens.str.split().apply(lambda row: token in row)
 
 
+@st.cache_resource(show_spinner=False, max_entries=2)
+def made_up_source(root: str):
+    """Training batches over CROHME's training formulas, to make examples of each made-up kind from;
+    the typeset layouts' formulas are CROHME's truths and im2latex's training formulas in CROHME's
+    vocabulary, as ``training.formulas --synth`` has them."""
+    from mathocr.formula_data import load_crohme_formulas, made_up_source as make
+    from mathocr.formula_synth import im2latex_formulas
+
+    formulas = load_crohme_formulas("train", root)
+    vocabulary = {t for f in formulas for t in f.tokens}
+    return make(formulas, synth_formulas=[f.tokens for f in formulas] + im2latex_formulas(vocabulary, root))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def made_up_examples(root: str, kind: str, seed: int, n: int) -> list[tuple[np.ndarray, str]]:
+    from mathocr.formula_data import made_up_examples as make
+
+    return [(((1.0 - image) * 255).astype(np.uint8), " ".join(tokens))
+            for image, tokens in make(made_up_source(root), kind, n, seed)]
+
+
 # ---------------------------------------------------------------------------------------------
 # Sections
 
@@ -212,6 +233,51 @@ def show_expression(root: Path, row: pd.Series) -> None:
         st.markdown("**Metadata**")
         st.dataframe(pd.DataFrame({"field": list(meta), "value": [str(v) for v in meta.values()]}),
                      hide_index=True, width="stretch")
+
+
+# What training makes up from CROHME's formulas
+MADE_UP_TEXT = {
+    "relabelled": "Each digit, letter, operator, relation or function name replaced throughout its formula by another "
+                  "of its kind, in other writers' strokes, the tokens following (`--relabel`).",
+    "two on a line": "Two training formulas written on one line, the second at the first's size, joined by another "
+                     "writer's `+`, `-` or `=` or side by side (`--concat`).",
+    "fractions": "Two short formulas without a relation stacked over another writer's bar, half of them after a "
+                 "third formula and an operator (`--stack`).",
+    "scripts": "A short formula with another written smaller after its last symbol, raised or lowered, or another "
+               "writer's prime (`--script`).",
+    "typeset layouts": "A formula (CROHME's or im2latex's) laid out by matplotlib's mathtext, each symbol written in a "
+                       "random writer's strokes fitted into its box, loosened a little (`--synth`).",
+}
+MADE_UP_SHOWN = 6
+
+
+def browse_made_up(root: Path) -> None:
+    from mathocr.formula_data import MADE_UP_KINDS
+
+    st.caption("CROHME has 8,834 training formulas from a few hundred writers, so the formula model also trains "
+               "on formulas made up from their ink every epoch. Each is a new image with its own target tokens, "
+               "made the way a training run makes them (with that option at its full rate, before augmentation).")
+    kind_col, again_col = st.columns([4, 1], vertical_alignment="bottom")
+    kind = kind_col.segmented_control("Kind", list(MADE_UP_KINDS), default="typeset layouts",
+                                      key="made_up_kind") or "typeset layouts"
+    if again_col.button("Others", key="made_up_again", icon=":material/refresh:"):
+        st.session_state["made_up_seed"] = st.session_state.get("made_up_seed", 0) + 1
+    st.markdown(MADE_UP_TEXT[kind])
+    with st.spinner("Reading CROHME's training formulas and their symbols (once)..."):
+        try:
+            examples = made_up_examples(str(root), kind, st.session_state.get("made_up_seed", 0), MADE_UP_SHOWN)
+        except (data.DataMissing, OSError) as err:
+            st.warning(f"CROHME's training formulas could not be read: {err}")
+            return
+    if not examples:
+        st.info("These training formulas are too few to make this kind from.")
+        return
+    for image, tokens in examples:
+        image_col, latex_col = st.columns([3, 2], vertical_alignment="center")
+        image_col.image(image, width="stretch")
+        with latex_col:
+            show_latex(tokens, "The target, as tokens.")
+            st.code(tokens, language="latex", wrap_lines=True)
 
 
 # Browsing symbols: a grid of samples of one class
@@ -376,6 +442,7 @@ views = {
     "Expressions": lambda: browse_expressions(root, tables[0]),
     "Symbols": lambda: browse_symbols(root, tables[0], tables[1]),
     "Statistics": lambda: show_statistics(tables[0], tables[1]),
+    "Made up": lambda: browse_made_up(root),
     "im2latex": lambda: browse_im2latex(root),
 }
 for tab, (name, show) in zip(st.tabs(list(views), key="datasets_view", on_change="rerun"), views.items()):

@@ -95,6 +95,25 @@ def test_datasets_page_shows_statistics(synthetic_data):
     assert by_source.loc["KAIST", "train"] == 2 and by_source.loc["CROHME2013", "validation"] == 2
 
 
+def test_datasets_page_shows_made_up_training_formulas(synthetic_data):
+    at = datasets_page("Made up")
+    assert_clean(at)
+    # typeset layouts first: CROHME's training truths (and im2latex's in their vocabulary), written in CROHME's ink
+    assert at.segmented_control(key="made_up_kind").value == "typeset layouts"
+    first = [c.value for c in at.code]
+    assert len(at.image) == len(first) > 0
+    truths = {"x + 1", "x ^ { 2 }", "a = b", "\\frac { 1 } { 2 }", "( a + b )"}
+    assert set(first) <= truths, first
+    at.button(key="made_up_again").click().run()
+    assert_clean(at)
+    assert len(at.image) > 0
+    at.segmented_control(key="made_up_kind").set_value("two on a line").run()
+    assert_clean(at)
+    pairs = [c.value for c in at.code]
+    assert pairs and all(len(p.split()) >= 4 for p in pairs), pairs
+    assert any("one line" in m.value for m in at.markdown)
+
+
 def test_datasets_page_shows_im2latex(synthetic_data):
     at = datasets_page("im2latex")
     assert_clean(at)

@@ -146,3 +146,40 @@ def test_synth_training_batches_target_the_made_up_formulas(tmp_path, reverse):
     # off: the plain formulas
     plain = TrainingBatches(formulas, vocab, batch_size=4, seed=0, synth=0.0, synth_formulas=pool)
     assert all(isinstance(i, int) for batch in plain.epoch_batches() for i in batch)
+
+
+def test_made_up_examples_of_each_kind(tmp_path):
+    from mathocr.formula_data import MADE_UP_KINDS, made_up_examples, made_up_source
+
+    formulas, _ = segmented_formulas(tmp_path, [(["x", "+", "1"], "x+1"), (["x", "=", "2"], "x=2"),
+                                                (["(", "a", ")"], "(a)"), (["y", "-", "b"], "y-b"),
+                                                (["x", "2"], "x^{2}"), (["a", "-", "b"], "\\frac{a}{b}")])
+    own = [f.tokens for f in formulas]
+    source = made_up_source(formulas)
+    for kind in MADE_UP_KINDS:
+        examples = made_up_examples(source, kind, n=4, seed=1)
+        assert len(examples) == 4, kind
+        for image, tokens in examples:
+            assert image.shape[0] == 48 and image.max() > 0.5
+            if kind == "two on a line":
+                assert len(tokens) > 3
+            elif kind == "fractions":
+                assert tokens[0] == "\\frac" or "\\frac" in tokens
+            elif kind == "scripts":
+                assert "^" in tokens or "_" in tokens
+            elif kind == "typeset layouts":
+                assert tokens in own
+    # another seed, other examples; a pool of other formulas for the layouts
+    assert [t for _, t in made_up_examples(source, "relabelled", 4, seed=2)] != [
+        t for _, t in made_up_examples(source, "relabelled", 4, seed=1)]
+    # the same seed, the same examples, whatever was shown in between
+    first = made_up_examples(source, "typeset layouts", 3, seed=5)
+    made_up_examples(source, "fractions", 3, seed=6)
+    again = made_up_examples(source, "typeset layouts", 3, seed=5)
+    assert [t for _, t in first] == [t for _, t in again]
+    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(first, again))
+    pool = [["\\frac", "{", "x", "}", "{", "2", "}"]]
+    other = made_up_source(formulas, synth_formulas=pool)
+    assert {tuple(t) for _, t in made_up_examples(other, "typeset layouts", 3)} == {tuple(pool[0])}
+    with pytest.raises(ValueError, match="unknown kind"):
+        made_up_examples(source, "doodles")

@@ -168,15 +168,13 @@ def synth_formulas(train, vocab, args) -> list[list[str]]:
     that the vocabulary covers (none of its validation or test formulas)."""
     pool = [list(f.tokens) for f in train] if args.synth_source in ("both", "crohme") else []
     if args.synth_source in ("both", "im2latex"):
-        from mathocr.data import im2latex_available, load_im2latex
+        from mathocr.formula_synth import im2latex_formulas
 
-        if im2latex_available(args.data):
-            extra = [f.tokens.split() for f in load_im2latex(args.data, split="train")]
-            extra = [t for t in extra if t and all(token in vocab for token in t)]
-            print(f"--synth: {len(extra)} im2latex training formulas in the vocabulary", flush=True)
-            pool += extra
-        elif args.synth_source == "im2latex":
-            raise FileNotFoundError("--synth-source im2latex: no im2latex formulas under MATHOCR_DATA")
+        extra = im2latex_formulas(vocab, args.data)
+        if not extra and args.synth_source == "im2latex":
+            raise FileNotFoundError("--synth-source im2latex: no im2latex formulas in the vocabulary under the data")
+        print(f"--synth: {len(extra)} im2latex training formulas in the vocabulary", flush=True)
+        pool += extra
     return pool
 
 
