@@ -915,8 +915,9 @@ def made_up_examples(source: TrainingBatches, kind: str, n: int = 6, seed: int =
     items = [item for batch in source.epoch_batches() for item in batch]
     if kind != "relabelled":
         items = [item for item in items if isinstance(item, tuple)]
-    out = []
-    for item in items[:n]:
+    out = []  # batches are bucketed by width: a random few, not the narrowest
+    for k in sorted(source.rng.permutation(len(items))[:n]):
+        item = items[int(k)]
         image, ids = source.example(item)
         out.append((image, source.vocab.decode(ids)))
     return out

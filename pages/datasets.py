@@ -249,6 +249,7 @@ MADE_UP_TEXT = {
                        "random writer's strokes fitted into its box, loosened a little (`--synth`).",
 }
 MADE_UP_SHOWN = 6
+MADE_UP_WIDTH = 640  # pixels on screen at most: each image shown twice as large as the model reads it
 
 
 def browse_made_up(root: Path) -> None:
@@ -274,7 +275,7 @@ def browse_made_up(root: Path) -> None:
         return
     for image, tokens in examples:
         image_col, latex_col = st.columns([3, 2], vertical_alignment="center")
-        image_col.image(image, width="stretch")
+        image_col.image(image, width=min(2 * image.shape[1], MADE_UP_WIDTH))
         with latex_col:
             show_latex(tokens, "The target, as tokens.")
             st.code(tokens, language="latex", wrap_lines=True)
