@@ -720,19 +720,24 @@ class TrainingBatches(BatchSource):
 
     # a made-up formula renders about this much wider than its layout's aspect (formula_synth.SPREAD)
     SYNTH_SPREAD = 1.17
+    # formulas of the pool drawn for one example before it is left as it was (many long im2latex
+    # formulas are too wide for the model's input)
+    SYNTH_TRIES = 4
 
     def _synthesized(self, items: list) -> list:
         """``items`` with a ``synth`` share of its single formulas made ``("synth", n)``: formula ``n``
-        of the made-up pool, laid out and written anew (``formula_synth``); one that does not fit the
-        model's widest input, or cannot be laid out, leaves its item as it was."""
+        of the made-up pool, laid out and written anew (``formula_synth``); where ``SYNTH_TRIES`` draws
+        from the pool do not fit the model's widest input, or cannot be laid out, the item stays as it was."""
         if not (self.augment and self.synth > 0 and self._synth_pool and self.bank is not None):
             return items
         for k, item in enumerate(items):
             if not isinstance(item, int) or self.rng.uniform() >= self.synth:
                 continue
-            n = int(self.rng.integers(len(self._synth_pool)))
-            if self._layout(n) is not None and self._size(("synth", n))[0] <= self.max_width:
-                items[k] = ("synth", n)
+            for _ in range(self.SYNTH_TRIES):
+                n = int(self.rng.integers(len(self._synth_pool)))
+                if self._layout(n) is not None and self._size(("synth", n))[0] <= self.max_width:
+                    items[k] = ("synth", n)
+                    break
         return items
 
     def _size(self, item) -> tuple[int, int]:

@@ -211,15 +211,127 @@ def _function_names(glyphs: list) -> list | None:
     return out
 
 
-def im2latex_formulas(vocabulary, root=None) -> list[list[str]]:
+# fit_vocabulary: commands dropped with their braced argument kept (accents, fonts, operator names),
+# dropped with their argument, and symbols that become a vocabulary symbol of the same role
+_UNWRAP = frozenset({
+    "\\mathcal", "\\mathbf", "\\mathsf", "\\mathtt", "\\mathbb", "\\mathfrak", "\\mathscr", "\\boldsymbol",
+    "\\bm", "\\pmb", "\\textbf", "\\bar", "\\overline", "\\underline", "\\tilde", "\\widetilde", "\\hat",
+    "\\widehat", "\\dot", "\\ddot", "\\vec", "\\check", "\\breve", "\\acute", "\\grave",
+    "\\overrightarrow", "\\operatorname", "\\operatorname*", "\\mathop", "\\mathrm",
+})
+_DROP_GROUP = frozenset({"\\phantom", "\\hphantom", "\\vphantom", "\\label"})
+_DROP = frozenset({"\\nonumber", "\\left", "\\right"})
+_SAME_ROLE = {
+    "\\partial": "d", "\\hbar": "h", "\\ell": "l", "\\imath": "i", "\\jmath": "j", "\\nabla": "\\Delta",
+    "\\triangle": "\\Delta", "*": "\\times", "\\otimes": "\\times", "\\star": "\\times", "\\wedge": "\\times",
+    "\\oplus": "+", "\\circ": "\\cdot", "\\bullet": "\\cdot", "\\mp": "\\pm", "\\equiv": "=", "\\approx": "=",
+    "\\simeq": "=", "\\sim": "=", "\\cong": "=", "\\propto": "=", "\\doteq": "=", "\\ll": "<", "\\gg": ">",
+    "\\longrightarrow": "\\rightarrow", "\\Rightarrow": "\\rightarrow", "\\Longrightarrow": "\\rightarrow",
+    "\\mapsto": "\\rightarrow", "\\subset": "\\in", "\\subseteq": "\\in", ";": ",", ":": ",", "\\mid": "|",
+    "\\langle": "(", "\\rangle": ")", "\\prod": "\\sum", "\\oint": "\\int", "\\varepsilon": "\\epsilon",
+    "\\vartheta": "\\theta", "\\varphi": "\\phi", "\\varrho": "\\rho", "\\varpi": "\\pi",
+}
+LOWER_GREEK = frozenset(f"\\{g}" for g in (
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma varsigma tau "
+    "upsilon phi chi psi omega").split())
+UPPER_GREEK = frozenset(f"\\{g}" for g in "Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega".split())
+
+
+def _kind(token: str) -> str | None:
+    """The role a letter plays, for ``fit_vocabulary``: a capital (Latin or Greek), a Greek small
+    letter, or None."""
+    if len(token) == 1 and token.isupper() or token in UPPER_GREEK:
+        return "capital"
+    if token in LOWER_GREEK:
+        return "greek"
+    return None
+
+
+def fit_vocabulary(tokens: Sequence[str], vocabulary, rng: np.random.Generator) -> list[str] | None:
+    """``tokens`` (canonical) rewritten into ``vocabulary``'s symbols, or None where they cannot be.
+    A formula's role survives, its meaning need not: accents and font commands go, their argument
+    stays (``\\hat { \\omega }`` -> ``\\omega``); ``\\operatorname { s i n }`` -> ``\\sin``; symbols
+    become one of the same role (``\\partial`` -> ``d``, ``\\equiv`` -> ``=``, ``\\langle`` -> ``(``); a
+    capital or Greek letter outside the vocabulary becomes a random one of its kind inside it that
+    the formula does not use yet, the same one wherever it appears. Training only needs the written symbols to match the target."""
+    from mathocr.latex import normalize_tokens
+
+    tokens = list(tokens)
+    out: list[str] = []
+    closing: list[bool] = []  # for each open brace: whether its closing brace is kept
+    k = 0
+    while k < len(tokens):
+        t = tokens[k]
+        has_group = k + 1 < len(tokens) and tokens[k + 1] == "{"
+        if t in _DROP_GROUP and has_group:
+            depth, k = 1, k + 2
+            while k < len(tokens) and depth:
+                depth += {"{": 1, "}": -1}.get(tokens[k], 0)
+                k += 1
+            continue
+        if t in _UNWRAP and has_group:
+            end, depth = k + 2, 1
+            while end < len(tokens) and depth:
+                depth += {"{": 1, "}": -1}.get(tokens[end], 0)
+                end += 1
+            name = "".join(tokens[k + 2:end - 1])
+            if t.startswith("\\operatorname") and name in FUNCTIONS and f"\\{name}" in vocabulary:
+                out.append(f"\\{name}")
+                k = end
+                continue
+            closing.append(False)
+            k += 2
+            continue
+        if t in _UNWRAP or t in _DROP:
+            k += 1
+            continue
+        if t == "{":
+            closing.append(True)
+        elif t == "}":
+            if not closing:
+                return None
+            if not closing.pop():
+                k += 1
+                continue
+        out.append(_SAME_ROLE.get(t, t))
+        k += 1
+    # letters outside the vocabulary: one of their kind inside it, the same for every occurrence
+    known = getattr(vocabulary, "tokens", vocabulary)  # a Vocabulary or a set of tokens
+    pools = {kind: sorted(v for v in known if _kind(v) == kind) for kind in ("capital", "greek")}
+    chosen: dict[str, str] = {}
+    for n, t in enumerate(out):
+        if t in vocabulary:
+            continue
+        kind = _kind(t)
+        if kind is None or not pools[kind]:
+            return None
+        if t not in chosen:  # one the formula does not use yet, where there is one
+            free = [v for v in pools[kind] if v not in out and v not in chosen.values()] or pools[kind]
+            chosen[t] = free[int(rng.integers(len(free)))]
+        out[n] = chosen[t]
+    if "{" in out and any(a == "{" and b == "}" for a, b in zip(out, out[1:])):
+        return None  # an emptied group (a script that held only a phantom)
+    out = normalize_tokens(out)
+    return out if out and all(t in vocabulary for t in out) else None
+
+
+def im2latex_formulas(vocabulary, root=None, fit: bool = False, seed: int = 0) -> list[list[str]]:
     """im2latex's training formulas (canonical tokens) whose every token ``vocabulary`` holds (none of
-    its validation or test formulas); none where the data has no im2latex."""
+    its validation or test formulas); none where the data has no im2latex. ``fit``: the others too,
+    where ``fit_vocabulary`` can rewrite them into the vocabulary (letters drawn with ``seed``)."""
     from mathocr.data import im2latex_available, load_im2latex
 
     if not im2latex_available(root):
         return []
-    formulas = (f.tokens.split() for f in load_im2latex(root, split="train"))
-    return [t for t in formulas if t and all(token in vocabulary for token in t)]
+    rng = np.random.default_rng(seed)
+    kept = []
+    for f in load_im2latex(root, split="train"):
+        tokens = f.tokens.split()
+        if tokens and all(token in vocabulary for token in tokens):
+            kept.append(tokens)
+        elif tokens and fit and (mapped := fit_vocabulary(tokens, vocabulary, rng)) is not None:
+            kept.append(mapped)
+    return kept
 
 
 # how loosely a made-up formula is written: its symbols spread apart by up to this factor, each

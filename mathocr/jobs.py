@@ -486,6 +486,9 @@ register_kind(ModelKind(
         Param("synth", "--synth", float, 0.0, 0.0, 1.0,
               "the share of the formulas still single replaced by a formula laid out by a typesetter and "
               "written symbol by symbol in other writers' strokes (CROHME's and im2latex's formulas)"),
+        Param("synth_im2latex", "--synth-im2latex", str, "covered",
+              help="covered: made-up formulas from the im2latex formulas the vocabulary covers; rewritten: from "
+              "the others too, their symbols rewritten into the vocabulary", choices=("covered", "rewritten")),
         Param("dropout", "--dropout", float, 0.2, 0.0, 0.9, "dropout in the encoder and decoder"),
         Param("token_dropout", "--token-dropout", float, 0.0, 0.0, 0.9,
               "the share of previous tokens hidden from the decoder in training"),

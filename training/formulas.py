@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "the vocabulary covers (--synth-source)")
     parser.add_argument("--synth-source", default="both", choices=("both", "crohme", "im2latex"),
                         help="the formulas --synth lays out")
+    parser.add_argument("--synth-im2latex", default="covered", choices=("covered", "rewritten"),
+                        help="the im2latex formulas --synth lays out: covered, those whose every token the "
+                             "vocabulary holds (about 1,600); rewritten, the others too where their symbols can be "
+                             "rewritten into it, accents and fonts dropped, letters outside it replaced by others "
+                             "of their kind (mathocr.formula_synth.fit_vocabulary; about 14,400)")
     parser.add_argument("--pad-margin", type=int, default=0, metavar="MAX",
                         help="pad each training batch with 0..MAX blank columns after its widest formula (the "
                              "models read their inputs with such a margin)")
@@ -170,10 +175,10 @@ def synth_formulas(train, vocab, args) -> list[list[str]]:
     if args.synth_source in ("both", "im2latex"):
         from mathocr.formula_synth import im2latex_formulas
 
-        extra = im2latex_formulas(vocab, args.data)
+        extra = im2latex_formulas(vocab, args.data, fit=args.synth_im2latex == "rewritten", seed=args.seed)
         if not extra and args.synth_source == "im2latex":
             raise FileNotFoundError("--synth-source im2latex: no im2latex formulas in the vocabulary under the data")
-        print(f"--synth: {len(extra)} im2latex training formulas in the vocabulary", flush=True)
+        print(f"--synth: {len(extra)} im2latex training formulas in the vocabulary ({args.synth_im2latex})", flush=True)
         pool += extra
     return pool
 
@@ -334,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
-        "augment": not args.no_augment, "token_dropout": args.token_dropout, "label_smoothing": args.label_smoothing, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "relabel": args.relabel, "concat": args.concat, "stack": args.stack, "script": args.script, "synth": args.synth, "synth_source": args.synth_source, "pad_margin": args.pad_margin, "direction": args.direction, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
+        "augment": not args.no_augment, "token_dropout": args.token_dropout, "label_smoothing": args.label_smoothing, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "relabel": args.relabel, "concat": args.concat, "stack": args.stack, "script": args.script, "synth": args.synth, "synth_source": args.synth_source, "synth_im2latex": args.synth_im2latex, "pad_margin": args.pad_margin, "direction": args.direction, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset, "also_rendered": args.also_rendered,
         "kind": "typeset" if typeset else "handwritten",
     }
