@@ -183,3 +183,60 @@ def test_made_up_examples_of_each_kind(tmp_path):
     assert {tuple(t) for _, t in made_up_examples(other, "typeset layouts", 3)} == {tuple(pool[0])}
     with pytest.raises(ValueError, match="unknown kind"):
         made_up_examples(source, "doodles")
+
+
+VOCAB = {"x", "y", "d", "l", "a", "2", "=", "+", "(", ")", "{", "}", "^", "_", "\\sin", "\\frac", "\\times",
+         "\\alpha", "\\beta", "F", "G", "A", "\\Delta", "\\rightarrow", ","}
+
+
+def test_fit_vocabulary_keeps_a_formula_s_roles_in_the_vocabulary():
+    from mathocr.formula_synth import fit_vocabulary
+
+    def fit(text, seed=0):
+        out = fit_vocabulary(text.split(), VOCAB, np.random.default_rng(seed))
+        return None if out is None else " ".join(out)
+
+    # in the vocabulary already: unchanged
+    assert fit("x ^ { 2 } = \\frac { a } { y }") == "x ^ { 2 } = \\frac { a } { y }"
+    # accents and fonts go, their argument stays; symbols become one of the same role
+    assert fit("\\hat { x } _ { 2 } \\equiv \\partial \\mathcal { F } ; \\ell") == "x _ { 2 } = d F , l"
+    assert fit("\\langle x \\rangle * y \\longrightarrow 2 \\nonumber") == "( x ) \\times y \\rightarrow 2"
+    # an operator name the vocabulary holds becomes its token; another is spelled out
+    assert fit("\\operatorname { s i n } x") == "\\sin x"
+    assert fit("\\operatorname { d a } x") == "d a x"
+    # a phantom goes with its argument; one that empties a group leaves nothing to write
+    assert fit("x ^ { \\phantom { a } 2 }") == "x ^ { 2 }"
+    assert fit("x ^ { \\phantom { a } }") is None
+    # symbols with no counterpart, and tables, are refused
+    assert fit("x ^ { \\dagger }") is None
+    assert fit("\\begin{array} { l } x \\\\ y \\end{array}") is None
+    # letters outside the vocabulary: one of their kind, the same wherever they appear, not one the
+    # formula already uses, so that distinct letters stay distinct
+    seen = set()
+    for seed in range(20):
+        out = fit("\\nu _ { \\alpha } + \\nu = K _ { F }", seed).split()
+        assert out[0] == out[6] and out[0] in {"\\beta"}  # \alpha is taken
+        assert out[8] in {"G", "A", "\\Delta"}  # capitals, F taken
+        seen.add(out[8])
+    assert seen == {"G", "A", "\\Delta"}
+
+
+def test_im2latex_formulas_rewritten_into_the_vocabulary(tmp_path):
+    from fixtures import write_im2latex
+
+    from mathocr.formula_synth import im2latex_formulas
+
+    rows = [(f"x ^ {{ {k % 3} }} = \\hat {{ y }}", f"{k}.png") for k in range(40)]
+    rows += [(f"\\partial x + {k % 2}", f"p{k}.png") for k in range(40)]
+    rows += [(f"\\nu + x ^ {{ {k % 2} }}", f"n{k}.png") for k in range(40)]
+    write_im2latex(tmp_path, rows)
+    vocab = VOCAB | {"0", "1"}
+    covered = im2latex_formulas(vocab, tmp_path)
+    rewritten = im2latex_formulas(vocab, tmp_path, fit=True)
+    assert covered == []  # every formula has a token outside the vocabulary
+    assert 100 <= len(rewritten) <= 120  # im2latex's training split: 90 %
+    assert {" ".join(t) for t in rewritten} == {"x ^ { 0 } = y", "x ^ { 1 } = y", "x ^ { 2 } = y",
+                                                  "d x + 0", "d x + 1", "\\alpha + x ^ { 0 }",
+                                                  "\\alpha + x ^ { 1 }", "\\beta + x ^ { 0 }",
+                                                  "\\beta + x ^ { 1 }"}
+    assert im2latex_formulas(vocab, tmp_path / "nothing", fit=True) == []
