@@ -917,7 +917,11 @@ def made_up_examples(source: TrainingBatches, kind: str, n: int = 6, seed: int =
     for rate in MADE_UP_KINDS.values():
         setattr(source, rate, 1.0 if rate == MADE_UP_KINDS[kind] else 0.0)
     source.rng = np.random.default_rng(seed)
-    items = [item for batch in source.epoch_batches() for item in batch]
+    if kind == "typeset layouts":  # only a few laid out (a few ms each), not a whole epoch's
+        picks = source.rng.choice(len(source.widths), size=min(4 * n, len(source.widths)), replace=False)
+        items = source._synthesized([int(i) for i in picks])
+    else:
+        items = [item for batch in source.epoch_batches() for item in batch]
     if kind != "relabelled":
         items = [item for item in items if isinstance(item, tuple)]
     out = []  # batches are bucketed by width: a random few, not the narrowest

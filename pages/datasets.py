@@ -114,14 +114,14 @@ def token_filter(tokens: pd.Series, token: str | None) -> pd.Series:
 @st.cache_resource(show_spinner=False, max_entries=2)
 def made_up_source(root: str):
     """Training batches over CROHME's training formulas, to make examples of each made-up kind from;
-    the typeset layouts' formulas are CROHME's truths and im2latex's training formulas in CROHME's
-    vocabulary, as ``training.formulas --synth`` has them."""
+    the typeset layouts' formulas are CROHME's truths and im2latex's training formulas rewritten into
+    CROHME's vocabulary, as ``training.formulas --synth 0.5 --synth-im2latex rewritten`` has them."""
     from mathocr.formula_data import load_crohme_formulas, made_up_source as make
     from mathocr.formula_synth import im2latex_formulas
 
     formulas = load_crohme_formulas("train", root)
     vocabulary = {t for f in formulas for t in f.tokens}
-    return make(formulas, synth_formulas=[f.tokens for f in formulas] + im2latex_formulas(vocabulary, root))
+    return make(formulas, synth_formulas=[f.tokens for f in formulas] + im2latex_formulas(vocabulary, root, fit=True))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -245,8 +245,10 @@ MADE_UP_TEXT = {
                  "third formula and an operator (`--stack`).",
     "scripts": "A short formula with another written smaller after its last symbol, raised or lowered, or another "
                "writer's prime (`--script`).",
-    "typeset layouts": "A formula (CROHME's or im2latex's) laid out by matplotlib's mathtext, each symbol written in a "
-                       "random writer's strokes fitted into its box, loosened a little (`--synth`).",
+    "typeset layouts": "A formula (CROHME's, or im2latex's rewritten into CROHME's symbols: accents and fonts dropped, "
+                       "other letters for those CROHME lacks) laid out by matplotlib's mathtext, each symbol written in "
+                       "a random writer's strokes fitted into its box, loosened a little (`--synth`, "
+                       "`--synth-im2latex rewritten`).",
 }
 MADE_UP_SHOWN = 6
 MADE_UP_WIDTH = 640  # pixels on screen at most: each image shown twice as large as the model reads it
