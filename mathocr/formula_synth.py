@@ -19,6 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
+from mathocr.formula_data import RELATIONS
+
 # the symbol label (CROHME's segmentation) of each character mathtext draws
 _CHAR_LABELS = {
     "+": "+", "\u2212": "-", "-": "-", "=": "=", "<": "\\lt", ">": "\\gt", "(": "(", ")": ")", "[": "[",
@@ -315,10 +317,78 @@ def fit_vocabulary(tokens: Sequence[str], vocabulary, rng: np.random.Generator) 
     return out if out and all(t in vocabulary for t in out) else None
 
 
-def im2latex_formulas(vocabulary, root=None, fit: bool = False, seed: int = 0) -> list[list[str]]:
+# where ``pieces`` cuts a long formula, coarsest first: between clauses, between the sides of a
+# relation, between terms; only outside every brace group and bracket pair
+_CUTS = (frozenset({","}), RELATIONS, frozenset({"+", "-", "\\pm"}))
+_OPENING, _CLOSING = frozenset({"(", "[", "\\{"}), frozenset({")", "]", "\\}"})
+# pieces shorter than this are left out (short formulas are plentiful)
+PIECE_MIN_TOKENS = 3
+
+
+def _top_level(tokens: Sequence[str]) -> list[bool]:
+    """For each token, whether it stands outside every brace group and bracket pair."""
+    braces = brackets = 0
+    top = []
+    for t in tokens:
+        if t == "}":
+            braces -= 1
+        elif braces == 0 and t in _CLOSING:
+            brackets -= 1
+        top.append(braces == 0 and brackets == 0 and t not in _OPENING and t not in _CLOSING and t not in "{}")
+        if t == "{":
+            braces += 1
+        elif braces == 0 and t in _OPENING:
+            brackets += 1
+    return top
+
+
+def pieces(tokens: Sequence[str], budget: int = 30) -> list[list[str]]:
+    """Formulas of at most ``budget`` tokens cut from a longer one (none from one that short): its
+    clauses between top-level commas; of a clause still too long, runs of its sides between
+    relations; of a side still too long, runs of its terms between ``+`` and ``-``. Neighbouring
+    parts are merged while they fit, with the separator between them; the separator where a cut
+    falls is left out. Cuts fall only outside braces and brackets, so each piece is well formed;
+    pieces under ``PIECE_MIN_TOKENS`` tokens, or that cannot be cut small enough, are left out."""
+    tokens = list(tokens)
+    if len(tokens) <= budget:
+        return []
+    out: list[list[str]] = []
+
+    def cut(seq: list[str], level: int) -> None:
+        if len(seq) <= budget:
+            if len(seq) >= PIECE_MIN_TOKENS:
+                out.append(seq)
+            return
+        if level == len(_CUTS):
+            return
+        top = _top_level(seq)
+        parts, separators, start = [], [], 0
+        for k, t in enumerate(seq):
+            if top[k] and t in _CUTS[level]:
+                parts.append(seq[start:k])
+                separators.append(t)
+                start = k + 1
+        parts.append(seq[start:])
+        window = parts[0]
+        for separator, part in zip(separators, parts[1:]):
+            if window and len(window) + 1 + len(part) <= budget:
+                window = window + [separator] + part
+            else:
+                cut(window, level + 1)
+                window = part
+        cut(window, level + 1)
+
+    cut(tokens, 0)
+    return out
+
+
+def im2latex_formulas(vocabulary, root=None, fit: bool = False, seed: int = 0,
+                      piece_tokens: int = 0) -> list[list[str]]:
     """im2latex's training formulas (canonical tokens) whose every token ``vocabulary`` holds (none of
     its validation or test formulas); none where the data has no im2latex. ``fit``: the others too,
-    where ``fit_vocabulary`` can rewrite them into the vocabulary (letters drawn with ``seed``)."""
+    where ``fit_vocabulary`` can rewrite them into the vocabulary (letters drawn with ``seed``).
+    ``piece_tokens``: besides, of each formula longer than that, its ``pieces`` of at most that many
+    tokens (each distinct piece once), so that long formulas give layouts that fit the input."""
     from mathocr.data import im2latex_available, load_im2latex
 
     if not im2latex_available(root):
@@ -331,6 +401,13 @@ def im2latex_formulas(vocabulary, root=None, fit: bool = False, seed: int = 0) -
             kept.append(tokens)
         elif tokens and fit and (mapped := fit_vocabulary(tokens, vocabulary, rng)) is not None:
             kept.append(mapped)
+    if piece_tokens > 0:
+        seen = {tuple(t) for t in kept}
+        for tokens in list(kept):
+            for piece in pieces(tokens, piece_tokens):
+                if tuple(piece) not in seen:
+                    seen.add(tuple(piece))
+                    kept.append(piece)
     return kept
 
 

@@ -488,7 +488,9 @@ register_kind(ModelKind(
               "written symbol by symbol in other writers' strokes (CROHME's and im2latex's formulas)"),
         Param("synth_im2latex", "--synth-im2latex", str, "covered",
               help="covered: made-up formulas from the im2latex formulas the vocabulary covers; rewritten: from "
-              "the others too, their symbols rewritten into the vocabulary", choices=("covered", "rewritten")),
+              "the others too, their symbols rewritten into the vocabulary; pieces: besides, the long ones cut "
+              "into clauses, equations and runs of terms that fit the input",
+              choices=("covered", "rewritten", "pieces")),
         Param("dropout", "--dropout", float, 0.2, 0.0, 0.9, "dropout in the encoder and decoder"),
         Param("token_dropout", "--token-dropout", float, 0.0, 0.0, 0.9,
               "the share of previous tokens hidden from the decoder in training"),

@@ -240,3 +240,46 @@ def test_im2latex_formulas_rewritten_into_the_vocabulary(tmp_path):
                                                   "\\alpha + x ^ { 1 }", "\\beta + x ^ { 0 }",
                                                   "\\beta + x ^ { 1 }"}
     assert im2latex_formulas(vocab, tmp_path / "nothing", fit=True) == []
+
+
+def test_pieces_cut_long_formulas_where_a_formula_may_end():
+    from mathocr.formula_synth import pieces
+
+    def cut(text, budget):
+        return [" ".join(p) for p in pieces(text.split(), budget)]
+
+    # short enough already: nothing to cut
+    assert cut("a = b + c", 5) == []
+    # clauses between top-level commas first; a clause too long splits between its sides, a side
+    # too long between its terms; the separator where a cut falls goes, neighbours merge while they fit
+    assert cut("a = b + c , x ^ { 2 } + y ^ { 2 } = z ^ { 2 }", 8) == [
+        "a = b + c", "x ^ { 2 }", "y ^ { 2 }", "z ^ { 2 }"]
+    assert cut("a = b + c , x ^ { 2 } + y ^ { 2 } = z ^ { 2 }", 11) == [
+        "a = b + c", "x ^ { 2 } + y ^ { 2 }", "z ^ { 2 }"]
+    # never inside braces or brackets: a fraction or a bracket pair too long is left out whole
+    assert cut("\\frac { a + b + c + d } { e } + ( x + y + z + w ) = f - g", 6) == ["f - g"]
+    for text in ("\\sqrt { a , b , c , d } = x ^ { n + 1 } , [ 0 , 1 ] + \\{ a , b , c \\} + y",
+                 "( a + b ) ( c + d ) , x _ { i } ^ { 2 } - \\sum _ { i = 1 } ^ { n } y _ { i } = 0"):
+        for piece in pieces(text.split(), 9):
+            assert 3 <= len(piece) <= 9
+            assert piece.count("{") == piece.count("}") and piece.count("(") == piece.count(")")
+            assert piece.count("[") == piece.count("]") and piece.count("\\{") == piece.count("\\}")
+            assert piece[0] not in {"^", "_", "}", ","} and " ".join(piece) in text
+    # under three tokens: left out (the "g" after the cut, the "x y")
+    assert cut("a , b , c = d , e + f + g , x y", 3) == ["a , b", "c = d", "e + f"]
+
+
+def test_im2latex_formulas_with_pieces_of_the_long_ones(tmp_path):
+    from fixtures import write_im2latex
+
+    from mathocr.formula_synth import im2latex_formulas
+
+    long = "x ^ { 2 } + y ^ { 2 } = \\frac { a } { y } , a + 1 = 2 , x = y"
+    write_im2latex(tmp_path, [(long, f"{k}.png") for k in range(30)] + [("x + 1", f"s{k}.png") for k in range(30)])
+    vocab = VOCAB | {"1"}
+    whole = im2latex_formulas(vocab, tmp_path, fit=True)
+    with_pieces = im2latex_formulas(vocab, tmp_path, fit=True, piece_tokens=12)
+    assert with_pieces[:len(whole)] == whole  # the formulas first, as they were
+    # then each distinct piece once: the first clause cut between its sides, the other two together
+    assert [" ".join(p) for p in with_pieces[len(whole):]] == [
+        "x ^ { 2 } + y ^ { 2 }", "\\frac { a } { y }", "a + 1 = 2 , x = y"]

@@ -108,13 +108,13 @@ def test_training_command_trains_exports_and_resumes(inkml_dir, tmp_path, capsys
               "--val-dir", str(inkml_dir), "--test-dir", str(inkml_dir), "--filters", "4,8,8,8,8",
               "--units", "16", "--attention-dim", "16", "--batch-size", "6", "--guide-weight", "0.5", "--verbose", "0"]
     assert main(common + ["--epochs", "1", "--export", str(tmp_path / "export"), "--swap-symbols", "0.5", "--relabel", "0.3",
-                          "--concat", "0.4", "--synth", "0.5", "--synth-source", "crohme", "--synth-im2latex", "rewritten", "--lr-monitor", "val_exprate",
+                          "--concat", "0.4", "--synth", "0.5", "--synth-source", "crohme", "--synth-im2latex", "pieces", "--lr-monitor", "val_exprate",
                           "--pad-margin", "64"]) == 0
     run = tmp_path / "runs" / "formulas" / "tiny"
     config = json.loads((run / "config.json").read_text())
     assert (config["swap_symbols"], config["relabel"], config["concat"], config["lr_monitor"], config["pad_margin"]) == (
         0.5, 0.3, 0.4, "val_exprate", 64)
-    assert (config["synth"], config["synth_source"], config["synth_im2latex"]) == (0.5, "crohme", "rewritten")
+    assert (config["synth"], config["synth_source"], config["synth_im2latex"]) == (0.5, "crohme", "pieces")
     for name in ("config.json", "vocabulary.json", "metrics.csv", "best.keras", "evaluation.json"):
         assert (run / name).exists(), name
     assert "val_exprate" in (run / "metrics.csv").read_text()

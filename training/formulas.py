@@ -40,6 +40,11 @@ from mathocr.latex import Vocabulary  # noqa: E402
 from mathocr.typeset_data import TYPESET_HEIGHT, TYPESET_MAX_WIDTH, TypesetBatches, load_array  # noqa: E402
 
 
+# --synth-im2latex pieces: the longest piece cut from a long im2latex formula, in tokens (about
+# nine in ten pieces then fit the model's 448-pixel input once laid out)
+PIECE_TOKENS = 30
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.formulas", description=__doc__.splitlines()[0])
     parser.add_argument("--name", help="run name (default: a timestamp); an existing run resumes")
@@ -118,11 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "the vocabulary covers (--synth-source)")
     parser.add_argument("--synth-source", default="both", choices=("both", "crohme", "im2latex"),
                         help="the formulas --synth lays out")
-    parser.add_argument("--synth-im2latex", default="covered", choices=("covered", "rewritten"),
+    parser.add_argument("--synth-im2latex", default="covered", choices=("covered", "rewritten", "pieces"),
                         help="the im2latex formulas --synth lays out: covered, those whose every token the "
                              "vocabulary holds (about 1,600); rewritten, the others too where their symbols can be "
                              "rewritten into it, accents and fonts dropped, letters outside it replaced by others "
-                             "of their kind (mathocr.formula_synth.fit_vocabulary; about 14,400)")
+                             "of their kind (mathocr.formula_synth.fit_vocabulary; about 14,400); pieces, those "
+                             "and, of each longer than %d tokens, the clauses, equations and runs of terms it "
+                             "can be cut into (mathocr.formula_synth.pieces; about 32,000 in all, most of which "
+                             "fit the input)" % PIECE_TOKENS)
     parser.add_argument("--pad-margin", type=int, default=0, metavar="MAX",
                         help="pad each training batch with 0..MAX blank columns after its widest formula (the "
                              "models read their inputs with such a margin)")
@@ -175,7 +183,8 @@ def synth_formulas(train, vocab, args) -> list[list[str]]:
     if args.synth_source in ("both", "im2latex"):
         from mathocr.formula_synth import im2latex_formulas
 
-        extra = im2latex_formulas(vocab, args.data, fit=args.synth_im2latex == "rewritten", seed=args.seed)
+        extra = im2latex_formulas(vocab, args.data, fit=args.synth_im2latex != "covered", seed=args.seed,
+                                  piece_tokens=PIECE_TOKENS if args.synth_im2latex == "pieces" else 0)
         if not extra and args.synth_source == "im2latex":
             raise FileNotFoundError("--synth-source im2latex: no im2latex formulas in the vocabulary under the data")
         print(f"--synth: {len(extra)} im2latex training formulas in the vocabulary ({args.synth_im2latex})", flush=True)
