@@ -232,6 +232,7 @@ _SAME_ROLE = {
     "\\mapsto": "\\rightarrow", "\\subset": "\\in", "\\subseteq": "\\in", ";": ",", ":": ",", "\\mid": "|",
     "\\langle": "(", "\\rangle": ")", "\\prod": "\\sum", "\\oint": "\\int", "\\varepsilon": "\\epsilon",
     "\\vartheta": "\\theta", "\\varphi": "\\phi", "\\varrho": "\\rho", "\\varpi": "\\pi",
+    "\\dagger": "\\prime", "\\dag": "\\prime", "\\cdots": "\\ldots", "\\dots": "\\ldots",
 }
 LOWER_GREEK = frozenset(f"\\{g}" for g in (
     "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma varsigma tau "

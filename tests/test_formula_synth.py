@@ -208,7 +208,10 @@ def test_fit_vocabulary_keeps_a_formula_s_roles_in_the_vocabulary():
     assert fit("x ^ { \\phantom { a } 2 }") == "x ^ { 2 }"
     assert fit("x ^ { \\phantom { a } }") is None
     # symbols with no counterpart, and tables, are refused
+    assert fit("x ^ { \\perp }") is None
+    # a dagger marks a symbol as a prime does, where the vocabulary has one
     assert fit("x ^ { \\dagger }") is None
+    assert " ".join(fit_vocabulary("x ^ { \\dagger }".split(), VOCAB | {"\\prime"}, None)) == "x ^ { \\prime }"
     assert fit("\\begin{array} { l } x \\\\ y \\end{array}") is None
     # letters outside the vocabulary: one of their kind, the same wherever they appear, not one the
     # formula already uses, so that distinct letters stay distinct
