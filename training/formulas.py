@@ -127,9 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the im2latex formulas --synth lays out: covered, those whose every token the "
                              "vocabulary holds (about 1,600); rewritten, the others too where their symbols can be "
                              "rewritten into it, accents and fonts dropped, letters outside it replaced by others "
-                             "of their kind (mathocr.formula_synth.fit_vocabulary; about 14,400); pieces, those "
+                             "of their kind (mathocr.formula_synth.fit_vocabulary; about 14,800); pieces, those "
                              "and, of each longer than %d tokens, the clauses, equations and runs of terms it "
-                             "can be cut into (mathocr.formula_synth.pieces; about 32,000 in all, most of which "
+                             "can be cut into (mathocr.formula_synth.pieces; about 33,100 in all, most of which "
                              "fit the input)" % PIECE_TOKENS)
     parser.add_argument("--pad-margin", type=int, default=0, metavar="MAX",
                         help="pad each training batch with 0..MAX blank columns after its widest formula (the "
