@@ -324,6 +324,9 @@ _CUTS = (frozenset({","}), RELATIONS, frozenset({"+", "-", "\\pm"}))
 _OPENING, _CLOSING = frozenset({"(", "[", "\\{"}), frozenset({")", "]", "\\}"})
 # pieces shorter than this are left out (short formulas are plentiful)
 PIECE_MIN_TOKENS = 3
+# the longest piece training cuts (``--synth-im2latex pieces``), in tokens: about nine in ten pieces
+# then fit the model's 448-pixel input once laid out
+PIECE_TOKENS = 30
 
 
 def _top_level(tokens: Sequence[str]) -> list[bool]:
@@ -343,7 +346,7 @@ def _top_level(tokens: Sequence[str]) -> list[bool]:
     return top
 
 
-def pieces(tokens: Sequence[str], budget: int = 30) -> list[list[str]]:
+def pieces(tokens: Sequence[str], budget: int = PIECE_TOKENS) -> list[list[str]]:
     """Formulas of at most ``budget`` tokens cut from a longer one (none from one that short): its
     clauses between top-level commas; of a clause still too long, runs of its sides between
     relations; of a side still too long, runs of its terms between ``+`` and ``-``. Neighbouring

@@ -35,14 +35,10 @@ import numpy as np  # noqa: E402
 from mathocr import runs  # noqa: E402
 from mathocr.formula_data import HEIGHT, MAX_WIDTH, TrainingBatches, load_crohme_formulas, load_inkml_formulas, plain_images  # noqa: E402
 from mathocr.formula_model import FormulaModelConfig  # noqa: E402
+from mathocr.formula_synth import PIECE_TOKENS  # noqa: E402
 from mathocr.inkml import inkml_files  # noqa: E402
 from mathocr.latex import Vocabulary  # noqa: E402
 from mathocr.typeset_data import TYPESET_HEIGHT, TYPESET_MAX_WIDTH, TypesetBatches, load_array  # noqa: E402
-
-
-# --synth-im2latex pieces: the longest piece cut from a long im2latex formula, in tokens (about
-# nine in ten pieces then fit the model's 448-pixel input once laid out)
-PIECE_TOKENS = 30
 
 
 def build_parser() -> argparse.ArgumentParser:
