@@ -68,17 +68,22 @@ EXPORT_MARGINS = {"handwritten": (64, 128, 192), "typeset": (64, 128, 192)}
 # two 3x3 convolutions at stride 8) reaches 16 pixels further either way, a grid column: an encoder
 # with blocks takes BLOCK_COLS more columns from the band for each, and the band is BLOCK_BAND pixels
 # wider for each, for those and for the reach of the crop's left edge (``cut_band``; with four blocks,
-# the band of none changes the features, as the test shows).
+# the band of none changes the features, as the test shows). A block after the last pooling
+# (FormulaModelConfig.top_blocks: two 3x3 convolutions at stride 16) reaches two grid columns either way:
+# TOP_COLS more columns from the band, and TOP_BAND more pixels.
 CUT_BAND = 128
 BAND_COLS = 4
 BLOCK_BAND = 32
 BLOCK_COLS = 1
+TOP_BAND = 64
+TOP_COLS = 2
 
 
-def cut_band(blocks: int) -> tuple[int, int]:
+def cut_band(blocks: int, top_blocks: int = 0) -> tuple[int, int]:
     """The pixels re-encoded before a cut and the grid columns taken from them, for an encoder with
-    ``blocks`` residual blocks."""
-    return CUT_BAND + BLOCK_BAND * blocks, BAND_COLS + BLOCK_COLS * blocks
+    ``blocks`` residual blocks at 1/8 and ``top_blocks`` at 1/16."""
+    return (CUT_BAND + BLOCK_BAND * blocks + TOP_BAND * top_blocks,
+            BAND_COLS + BLOCK_COLS * blocks + TOP_COLS * top_blocks)
 STEPS_PER_COLUMN = 4
 STEPS_EXTRA = 40
 
@@ -111,7 +116,9 @@ class FormulaDecoder:
         self.braces = braces
         get = model.get_layer
         self.encoder, self.grid, self.keys_layer = get("encoder"), get("grid"), get("attention_keys")
-        self.cut_band, self.band_cols = cut_band(sum(isinstance(layer, ResidualBlock) for layer in self.encoder.layers))
+        residual = [layer.name for layer in self.encoder.layers if isinstance(layer, ResidualBlock)]
+        top = sum(name.startswith("top") for name in residual)
+        self.cut_band, self.band_cols = cut_band(len(residual) - top, top)
         self.init_query, self.init_output = get("init_query"), get("init_output")
         self.embedding, self.attention = get("embedding"), get("attention")
         self.query_gru, self.output_gru = get("query_gru"), get("output_gru")
@@ -814,8 +821,9 @@ class FormulaRecognizer:
 
     def feature_layers(self) -> list[str]:
         """The encoder layers whose activations ``feature_maps`` shows, input side first: each
-        convolution's ReLU (``relu1`` .. ``relu5``), then the residual blocks (``res1`` ..), if any;
-        the last is the grid the attention weighs (before its pooling)."""
+        convolution's ReLU (``relu1`` .. ``relu5``), then the residual blocks (``res1`` .., at 1/8;
+        ``top1`` .., at 1/16), if any; the last is the grid the attention weighs (before its pooling,
+        unless it is a ``top`` block)."""
         return [layer.name for layer in self.model.get_layer("encoder").layers
                 if layer.name.startswith("relu") or isinstance(layer, ResidualBlock)]
 

@@ -45,6 +45,11 @@ class FormulaModelConfig:
     # width, at 1/8 of the input). Each starts as the identity, so a model with more blocks can be
     # warm-started from one with fewer (``warm_start``) and first computes exactly what it did.
     blocks: int = 0
+    # Residual blocks after the last pooling (``top1`` ..), at 1/16 of the input, on the grid the
+    # attention reads: each widens what a grid cell sees by two cells either way (a quarter of the cost
+    # of a block at 1/8), so that a cell can compare its symbol with its neighbours' (their size: s or
+    # S, x or X). Identity at first, as ``blocks``.
+    top_blocks: int = 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -227,9 +232,10 @@ class ResidualBlock(layers.Layer):
         return {**super().get_config(), "filters": self.filters}
 
 
-def build_encoder(height: int, filters=(24, 48, 96, 128, 160), blocks: int = 0) -> keras.Model:
+def build_encoder(height: int, filters=(24, 48, 96, 128, 160), blocks: int = 0, top_blocks: int = 0) -> keras.Model:
     """Five 3x3 convolutions, pooled to 1/16 of the input: ``(b, height, w, 1)`` -> ``(b, height/16, w/16, c)``,
-    and ``blocks`` residual blocks (``res1`` ..) after the fifth, before its pooling (at 1/8).
+    ``blocks`` residual blocks (``res1`` ..) after the fifth, before its pooling (at 1/8), and
+    ``top_blocks`` (``top1`` ..) after that pooling (at 1/16).
     The first layers run at full resolution and decide the training speed, so they are thin."""
     images = keras.Input((height, None, 1), name="image")
     x = images
@@ -243,6 +249,8 @@ def build_encoder(height: int, filters=(24, 48, 96, 128, 160), blocks: int = 0) 
                 x = ResidualBlock(f, name=f"res{k}")(x)
         if pool:
             x = layers.MaxPooling2D(pool, name=f"pool{i}")(x)
+    for k in range(1, top_blocks + 1):
+        x = ResidualBlock(filters[-1], name=f"top{k}")(x)
     return keras.Model(images, x, name="encoder")
 
 
@@ -282,7 +290,7 @@ def build_formula_model(vocab_size: int, height: int = 48, config: FormulaModelC
     images = keras.Input((height, None, 1), name="image")
     tokens = keras.Input((None,), dtype="int32", name="tokens")
 
-    features = build_encoder(height, cfg.filters, cfg.blocks)(images)
+    features = build_encoder(height, cfg.filters, cfg.blocks, cfg.top_blocks)(images)
     memory = FeatureGrid(cfg.position_dim, name="grid")(features)
     keys = layers.Dense(cfg.attention_dim, use_bias=True, name="attention_keys")(memory)
     summary = layers.GlobalAveragePooling1D(name="summary")(memory)

@@ -31,15 +31,16 @@ def synthetic_formulas():
     return out
 
 
-def tiny_config(coverage: bool = True, guide_weight: float = 0.0, blocks: int = 0):
+def tiny_config(coverage: bool = True, guide_weight: float = 0.0, blocks: int = 0, top_blocks: int = 0):
     from mathocr.formula_model import FormulaModelConfig
 
     return FormulaModelConfig(filters=(4, 8, 8, 8, 8), embed_dim=8, units=16, attention_dim=16, position_dim=8,
                               coverage=coverage, coverage_filters=4, dropout=0.0, guide_weight=guide_weight,
-                              blocks=blocks)
+                              blocks=blocks, top_blocks=top_blocks)
 
 
-def save_tiny_recognizer(directory, train_steps: int = 0, kind: str = "handwritten", blocks: int = 0):
+def save_tiny_recognizer(directory, train_steps: int = 0, kind: str = "handwritten", blocks: int = 0,
+                         top_blocks: int = 0):
     """A tiny formula model with the synthetic vocabulary, saved as the app loads it; ``kind``
     goes to its config.json as training.formulas writes it ("handwritten" or "typeset")."""
     import keras
@@ -52,7 +53,8 @@ def save_tiny_recognizer(directory, train_steps: int = 0, kind: str = "handwritt
     keras.utils.set_random_seed(0)
     formulas = synthetic_formulas()
     vocab = Vocabulary.from_sequences(f.tokens for f in formulas)
-    model = compile_formula_model(build_formula_model(len(vocab), config=tiny_config(blocks=blocks)))
+    model = compile_formula_model(build_formula_model(len(vocab), config=tiny_config(blocks=blocks,
+                                                                                top_blocks=top_blocks)))
     batches = iter(TrainingBatches(formulas, vocab, batch_size=6, seed=0))
     for _ in range(train_steps):
         model.train_on_batch(*next(batches))
@@ -577,20 +579,21 @@ def test_the_two_models_decode_side_by_side_with_the_same_answers_as_one_after_t
             assert answers(callers.map(lambda a: first.recognize_array(a, width), arrays)) == alone
 
 
-@pytest.mark.parametrize("blocks", [0, 2, 4])
-def test_a_reading_cut_to_a_width_is_encoded_as_that_narrower_image_alone(blocks, tmp_path):
+@pytest.mark.parametrize("blocks,top_blocks", [(0, 0), (2, 0), (4, 0), (0, 2), (2, 2)])
+def test_a_reading_cut_to_a_width_is_encoded_as_that_narrower_image_alone(blocks, top_blocks, tmp_path):
     """``_encode`` with ``cols``: each row's features, first states and attention bias are those of
     its input cut to ``cols`` grid columns and encoded on its own, for cuts narrower and wider than
-    the band it re-encodes (``cut_band``), one input or several; with residual blocks too, whose
-    reach needs the wider band."""
+    the band it re-encodes (``cut_band``), one input or several; with residual blocks too, at 1/8 and
+    at 1/16, whose reach needs the wider band."""
     import tensorflow as tf
 
     from mathocr.formula_decode import FormulaRecognizer, cut_band
     from mathocr.formula_model import ResidualBlock
 
-    decoder = FormulaRecognizer.load(save_tiny_recognizer(tmp_path / "model", train_steps=3, blocks=blocks)).decoder
+    decoder = FormulaRecognizer.load(save_tiny_recognizer(tmp_path / "model", train_steps=3, blocks=blocks,
+                                                          top_blocks=top_blocks)).decoder
     CUT_BAND = decoder.cut_band
-    assert (decoder.cut_band, decoder.band_cols) == cut_band(blocks)
+    assert (decoder.cut_band, decoder.band_cols) == cut_band(blocks, top_blocks)
     rng = np.random.default_rng(0)
     for layer in decoder.encoder.layers:  # as in a trained model, blank paper gives activations too
         norms = [layer.bn_a, layer.bn_b] if isinstance(layer, ResidualBlock) else [layer]
@@ -614,8 +617,8 @@ def test_a_reading_cut_to_a_width_is_encoded_as_that_narrower_image_alone(blocks
             np.testing.assert_allclose(h2[r], h2_alone[0], atol=1e-4)
             cells = bias[r].numpy().reshape(features.shape[1], -1)
             assert (cells[:, :c] == 0).all() and (cells[:, c:] < -1e8).all()
-    if blocks == 4:  # the band of an encoder without blocks is too narrow for one with four
-        decoder.cut_band, decoder.band_cols = cut_band(0)
+    if blocks == 4 or top_blocks:  # the band of an encoder without blocks is too narrow for one with them
+        decoder.cut_band, decoder.band_cols = cut_band(blocks if top_blocks else 0)
         features, *_ = decoder._encode(tf.constant(inputs), tf.constant(cols))
         m = len(cols) // len(inputs)
         errors = [np.abs(features[r, :, :c] - decoder._encode(tf.constant(inputs[r // m:r // m + 1, :, :c * 16]))[0][0])
@@ -631,14 +634,15 @@ def test_residual_blocks_start_as_the_identity_so_a_warm_start_computes_what_its
     model, vocab, batches = tiny
     x, y = next(iter(batches))
     config = tiny_config(guide_weight=0.5)
-    deeper = compile_formula_model(build_formula_model(len(vocab), config=dataclasses.replace(config, blocks=2)),
+    deeper = compile_formula_model(build_formula_model(len(vocab), config=dataclasses.replace(config, blocks=2, top_blocks=1)),
                                    1e-2, guide_weight=0.5)
-    assert warm_start(deeper, model) == ["encoder/res1", "encoder/res2"]
+    assert warm_start(deeper, model) == ["encoder/res1", "encoder/res2", "encoder/top1"]
     before = main_logits(model.predict_on_batch(x))
     np.testing.assert_array_equal(main_logits(deeper.predict_on_batch(x)), before)
     for _ in range(3):  # and then they learn: the blocks' last scales leave zero
         deeper.train_on_batch(x, (y, y))
-    assert np.abs(deeper.get_layer("encoder").get_layer("res1").bn_b.gamma.numpy()).max() > 0
+    for block in ("res1", "top1"):
+        assert np.abs(deeper.get_layer("encoder").get_layer(block).bn_b.gamma.numpy()).max() > 0
     assert not np.allclose(main_logits(deeper.predict_on_batch(x)), before, atol=1e-4)
     # another shape, or a source layer that the model lacks, is refused
     with pytest.raises(ValueError, match="other shapes"):

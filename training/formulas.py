@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--blocks", type=int, default=FormulaModelConfig.blocks,
                         help="residual blocks at the end of the encoder (each starts as the identity, so "
                              "--init-from a model with fewer keeps what it computes)")
+    parser.add_argument("--top-blocks", type=int, default=FormulaModelConfig.top_blocks,
+                        help="residual blocks after the encoder's last pooling, on the grid the attention reads "
+                             "(identity at first, as --blocks)")
     parser.add_argument("--units", type=int, default=FormulaModelConfig.units)
     parser.add_argument("--attention-dim", type=int, default=FormulaModelConfig.attention_dim)
     parser.add_argument("--dropout", type=float, default=FormulaModelConfig.dropout)
@@ -340,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     keras.utils.set_random_seed(args.seed)
     model_config = FormulaModelConfig(filters=tuple(args.filters), units=args.units, attention_dim=args.attention_dim,
                                       dropout=args.dropout, coverage=not args.no_coverage,
-                                      guide_weight=args.guide_weight, blocks=args.blocks)
+                                      guide_weight=args.guide_weight, blocks=args.blocks,
+                                      top_blocks=args.top_blocks)
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
