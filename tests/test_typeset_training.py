@@ -187,10 +187,11 @@ def test_warm_start_keeps_weights_and_vocabulary_and_refuses_another_architectur
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     # residual blocks added to the encoder start as the identity; every other weight comes from the source
     assert main([*common, "--name", "deeper", "--init-from", str(tmp_path / "first"), "--learning-rate", "0",
-                 "--blocks", "1", "--export", str(tmp_path / "deeper")]) == 0
+                 "--blocks", "1", "--top-blocks", "1", "--export", str(tmp_path / "deeper")]) == 0
     deeper = FormulaRecognizer.load(tmp_path / "deeper").model
-    assert "res1" in [layer.name for layer in deeper.get_layer("encoder").layers]
-    assert json.loads((tmp_path / "deeper" / "config.json").read_text())["model"]["blocks"] == 1
+    assert {"res1", "top1"} <= {layer.name for layer in deeper.get_layer("encoder").layers}
+    recorded = json.loads((tmp_path / "deeper" / "config.json").read_text())["model"]
+    assert (recorded["blocks"], recorded["top_blocks"]) == (1, 1)
     for name in ("conv1", "bn5"):
         for a, b in zip(first.model.get_layer("encoder").get_layer(name).trainable_weights,
                         deeper.get_layer("encoder").get_layer(name).trainable_weights):
