@@ -125,6 +125,10 @@ class FormulaDecoder:
         self.query_cell, self.output_cell = self.query_gru.cell, self.output_gru.cell
         self.deep, self.logits_layer = get("deep_output"), get("logits")
         self.vocab_size = int(self.logits_layer.units)
+        # a counting model's head and the shift its counts give the logits (``CountingHead``), or None
+        names = {layer.name for layer in model.layers}
+        self.counting = get("counting") if "counting" in names else None
+        self.count_bias = get("count_bias") if "counting" in names else None
         height = int(model.inputs[0].shape[1])
         self.height = height
         image_spec = tf.TensorSpec((None, height, None, 1), tf.float32)
@@ -144,7 +148,7 @@ class FormulaDecoder:
         # from that encoding, so that a search and the scoring after it share the encoder's work.
         spec = tf.TensorSpec
         encoded_spec = (spec((None, None, None, None)), spec((None, None, None)), spec((None, None, None)),
-                        spec((None, None)), spec((None, None)), spec((None, None)))
+                        spec((None, None)), spec((None, None)), spec((None, None)), spec((None, None)))
         self.encode_within_fn = tf.function(self._encode, input_signature=[image_spec, cols])
         self.greedy_encoded_fn = tf.function(self._greedy_encoded, input_signature=[encoded_spec, scalar, flag, cols],
                                              reduce_retracing=True)
@@ -153,8 +157,16 @@ class FormulaDecoder:
         self.forced_encoded_fn = tf.function(self._forced_encoded, input_signature=[encoded_spec, ids])
 
     # -- the pieces -------------------------------------------------------------------------
+    def _shift(self, features, inside=None):
+        """The logits' shift ``(b, vocab)`` from a counting model's predicted counts (zero without
+        a counting head)."""
+        if self.counting is None:
+            return tf.zeros([tf.shape(features)[0], self.vocab_size])
+        return self.count_bias.shift(self.counting(features, inside=inside))
+
     def _encode(self, images, cols=None):
-        """The feature grid of ``images`` and the decoder's first states (and ``bias``, below).
+        """The feature grid of ``images``, the decoder's first states (and ``bias``, below), and the
+        shift of every step's logits (``_shift``).
 
         With ``cols (m,)``, reading ``i`` is what the model computes for its input cut to its first
         ``cols[i]`` grid columns (``cols[i] * ENCODER_STRIDE`` pixels), as if that narrower image
@@ -170,7 +182,8 @@ class FormulaDecoder:
             features = self.encoder(images, training=False)
             memory = self.grid(features)
             summary = tf.reduce_mean(memory, axis=1)
-            return features, memory, self.keys_layer(memory), self.init_query(summary), self.init_output(summary), None
+            return (features, memory, self.keys_layer(memory), self.init_query(summary), self.init_output(summary),
+                    None, self._shift(features))
         # Each reading equals its input's full-width encoding except in the last grid columns before
         # its cut, the only ones whose receptive field (19 pixels either side of a column's 16, plus
         # the poolings: 34 to the right) reaches the cut. Those BAND_COLS columns come from the
@@ -214,7 +227,9 @@ class FormulaDecoder:
         valid = tf.cast(column[None, :] < cols[:, None], memory.dtype)  # (m, cells)
         summary = tf.reduce_sum(memory * valid[..., None], 1) / tf.reduce_sum(valid, 1, keepdims=True)
         bias = (1.0 - valid) * -1e9
-        return features, memory, keys, self.init_query(summary), self.init_output(summary), bias
+        within = tf.cast(tf.range(tf.shape(features)[2])[None, :] < cols[:, None], features.dtype)[:, None, :, None]
+        return (features, memory, keys, self.init_query(summary), self.init_output(summary), bias,
+                self._shift(features, within))
 
     def _forced(self, image, tokens_in, cols=None):
         """Teacher-forced next-token log-probabilities ``(k, t, vocab)`` of ``k`` decoder inputs
@@ -225,19 +240,20 @@ class FormulaDecoder:
 
     def _forced_encoded(self, encoded, tokens_in):
         """``_forced`` from ``_encode``'s output (one row per reading)."""
-        features, memory, keys, h1, h2, bias = encoded
+        features, memory, keys, h1, h2, bias, shift = encoded
         m, k = tf.shape(memory)[0], tf.shape(tokens_in)[0]
-        states = (features, memory, keys, h1, h2) + (() if bias is None else (bias,))
-        features, memory, keys, h1, h2, *bias = (tf.repeat(x, k, 0) for x in states)
+        states = (features, memory, keys, h1, h2, shift) + (() if bias is None else (bias,))
+        features, memory, keys, h1, h2, shift, *bias = (tf.repeat(x, k, 0) for x in states)
         bias = bias[0] if bias else None
         tokens_in = tf.tile(tokens_in, [m, 1])
         embedded = self.embedding(tokens_in)
         queries = self.query_gru(embedded, initial_state=h1, training=False)
         alpha, context = self.attention([queries, keys, memory, features], cell_bias=bias)[:2]
         outputs = self.output_gru(tf.concat([queries, context], -1), initial_state=h2, training=False)
-        return tf.nn.log_softmax(self.logits_layer(self.deep(tf.concat([outputs, context, embedded], -1))))
+        logits = self.logits_layer(self.deep(tf.concat([outputs, context, embedded], -1)))
+        return tf.nn.log_softmax(logits + shift[:, None, :])
 
-    def _step(self, token, h1, h2, coverage, keys, memory, hf, wf, bias=None):
+    def _step(self, token, h1, h2, coverage, keys, memory, hf, wf, bias=None, shift=None):
         embedded = self.embedding(token)
         query, states = self.query_cell(embedded, [h1], training=False)
         h1 = states[0]
@@ -245,6 +261,8 @@ class FormulaDecoder:
         output, states = self.output_cell(tf.concat([query, context], -1), [h2], training=False)
         h2 = states[0]
         logits = self.logits_layer(self.deep(tf.concat([output, context, embedded], -1)))
+        if shift is not None:
+            logits = logits + shift
         return tf.nn.log_softmax(logits), h1, h2, coverage + alpha1, alpha
 
     def _balanced(self, logp, depth, balance):
@@ -272,7 +290,7 @@ class FormulaDecoder:
 
     def _greedy_encoded(self, encoded, max_steps, balance, limits=None):
         """``_greedy`` from ``_encode``'s output."""
-        features, memory, keys, h1, h2, bias = encoded
+        features, memory, keys, h1, h2, bias, shift = encoded
         b = tf.shape(memory)[0]
         hf, wf = tf.shape(features)[1], tf.shape(features)[2]
         token = tf.fill([b], self.start_id)
@@ -285,7 +303,7 @@ class FormulaDecoder:
         for t in tf.range(max_steps):
             if limits is not None:
                 done = done | (t >= limits)
-            logp, h1, h2, coverage, alpha = self._step(token, h1, h2, coverage, keys, memory, hf, wf, bias)
+            logp, h1, h2, coverage, alpha = self._step(token, h1, h2, coverage, keys, memory, hf, wf, bias, shift)
             logp = self._balanced(logp, depth, balance)
             best = tf.argmax(logp, axis=-1, output_type=tf.int32)
             best = tf.where(done, self.pad_id, best)
@@ -307,10 +325,10 @@ class FormulaDecoder:
 
     def _beam_encoded(self, encoded, width, max_steps, balance, limits=None):
         """``_beam`` from ``_encode``'s output (one row per reading)."""
-        features, memory, keys, h1, h2, bias = encoded
+        features, memory, keys, h1, h2, bias, shift = encoded
         m = tf.shape(memory)[0]
         hf, wf = tf.shape(features)[1], tf.shape(features)[2]
-        memory, keys = tf.repeat(memory, width, 0), tf.repeat(keys, width, 0)
+        memory, keys, shift = tf.repeat(memory, width, 0), tf.repeat(keys, width, 0), tf.repeat(shift, width, 0)
         h1, h2 = tf.repeat(h1, width, 0), tf.repeat(h2, width, 0)
         if bias is not None:
             bias = tf.repeat(bias, width, 0)
@@ -332,7 +350,7 @@ class FormulaDecoder:
         for t in tf.range(max_steps):
             if limits is not None:
                 stopped = tf.repeat(t >= limits, width)
-            logp, nh1, nh2, ncov, alpha = self._step(token, h1, h2, coverage, keys, memory, hf, wf, bias)
+            logp, nh1, nh2, ncov, alpha = self._step(token, h1, h2, coverage, keys, memory, hf, wf, bias, shift)
             logp = tf.where(done[:, None], ended_row[None, :], self._balanced(logp, depth, balance))
             logp = tf.where(stopped[:, None] & ~done[:, None], padded_row[None, :], logp)
             candidates = tf.reshape(scores[:, None] + logp, [m, width * v])

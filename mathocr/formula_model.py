@@ -50,6 +50,12 @@ class FormulaModelConfig:
     # of a block at 1/8), so that a cell can compare its symbol with its neighbours' (their size: s or
     # S, x or X). Identity at first, as ``blocks``.
     top_blocks: int = 0
+    # Weight of a symbol-counting loss (0: no counting head). With it a small head on the encoder's
+    # grid (``CountingHead``) predicts how often each token occurs in the formula, weakly supervised
+    # by the counts in its truth, and those counts bias every step's logits (``CountBias``), as in
+    # CAN (Li et al., "Counting-Aware Network", ECCV 2022). The bias starts at zero, so a model
+    # warm-started from one without the head first computes exactly what that one did.
+    counting: float = 0.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -232,6 +238,105 @@ class ResidualBlock(layers.Layer):
         return {**super().get_config(), "filters": self.filters}
 
 
+# Tokens that are not counted: the vocabulary's specials (padding, start, end, unknown) and the
+# braces, which delimit groups rather than mark ink. ``count_mask`` turns them into a mask.
+UNCOUNTED = ("<pad>", "<s>", "</s>", "<unk>", "{", "}")
+
+
+@keras.saving.register_keras_serializable(package="mathocr")
+class CountingHead(layers.Layer):
+    """A density map of each token over the encoder's grid, summed: ``(b, h, w, c)`` -> ``(b, vocab)``,
+    how many times each token's symbol appears (a 3x3 convolution, then a 1x1 one with a sigmoid per
+    token and cell). ``inside`` ``(b, 1, w, 1)`` (optional) leaves out the cells beyond a reading's
+    cut. ``mask`` (``vocab``,) is 1 for the tokens that are counted; the others always count 0."""
+
+    # The head learns this many times faster than the rest of a warm-started model: its convolutions'
+    # outputs are multiplied by it (and their weights start that many times smaller), so that each
+    # optimizer step, about the same size for every weight with Adam, moves them that much further.
+    # At the learning rate of a warm start (3e-4) the head otherwise barely counts after an epoch.
+    RATE = 10.0
+
+    def __init__(self, vocab_size: int, filters: int = 128, mask=None, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size, self.filters = int(vocab_size), int(filters)
+        self.mask = [1.0] * self.vocab_size if mask is None else [float(x) for x in mask]
+        small = 1.0 / self.RATE ** 2  # variance scaling: weights RATE times smaller than Keras's defaults
+        self.conv = layers.Conv2D(self.filters, 3, padding="same", name="count_conv",
+                                  kernel_initializer=keras.initializers.VarianceScaling(2.0 * small, "fan_in"))
+        # every cell starts near zero (sigmoid(-8) ~ 3e-4), so the first counts are small even for
+        # a wide formula's few hundred cells
+        self.density = layers.Conv2D(self.vocab_size, 1, name="count_density",
+                                     kernel_initializer=keras.initializers.VarianceScaling(small, "fan_avg", "uniform"),
+                                     bias_initializer=keras.initializers.Constant(-8.0 / self.RATE))
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        self.density.build((*input_shape[:-1], self.filters))
+        super().build(input_shape)
+
+    def call(self, features, inside=None):
+        hidden = ops.relu(self.RATE * self.conv(features))
+        density = ops.sigmoid(self.RATE * self.density(hidden))
+        if inside is not None:
+            density = density * ops.cast(inside, density.dtype)
+        return ops.sum(density, axis=(1, 2)) * ops.convert_to_tensor(self.mask, density.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.vocab_size)
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "filters": self.filters, "mask": self.mask}
+
+
+@keras.saving.register_keras_serializable(package="mathocr")
+class CountBias(layers.Layer):
+    """``[logits (b, t, v), counts (b, v)]`` -> ``logits + counts @ kernel``: the predicted counts
+    shift every step's logits. The kernel starts at zero (no shift)."""
+
+    def build(self, input_shape):
+        v = input_shape[1][-1]
+        self.kernel = self.add_weight(name="kernel", shape=(v, input_shape[0][-1]), initializer="zeros")
+        super().build(input_shape)
+
+    def shift(self, counts):
+        return ops.matmul(counts, self.kernel)
+
+    def call(self, inputs):
+        logits, counts = inputs
+        return logits + ops.expand_dims(self.shift(counts), 1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+@keras.saving.register_keras_serializable(package="mathocr")
+class CountLoss(keras.losses.Loss):
+    """Smooth L1 (Huber, delta 1) between predicted counts ``(b, v)`` and the counts of the tokens in
+    the targets ``(b, t)`` (ids; padding 0 and the head's uncounted tokens count nothing), summed over
+    the vocabulary."""
+
+    def __init__(self, vocab_size: int, mask=None, name: str = "count_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.vocab_size = int(vocab_size)
+        self.mask = [1.0] * self.vocab_size if mask is None else [float(x) for x in mask]
+
+    def call(self, y_true, y_pred):
+        ids = ops.cast(y_true, "int32")
+        mask = ops.convert_to_tensor(self.mask, "float32")
+        truth = ops.sum(ops.one_hot(ids, self.vocab_size), axis=1) * mask
+        error = ops.abs(ops.cast(y_pred, "float32") - truth)
+        huber = ops.where(error < 1.0, 0.5 * ops.square(error), error - 0.5)
+        return ops.sum(huber, axis=-1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "vocab_size": self.vocab_size, "mask": self.mask}
+
+
+def count_mask(tokens) -> list[float]:
+    """1 for each token of a vocabulary's ``tokens`` (in id order) that ``CountingHead`` counts."""
+    return [0.0 if token in UNCOUNTED else 1.0 for token in tokens]
+
+
 def build_encoder(height: int, filters=(24, 48, 96, 128, 160), blocks: int = 0, top_blocks: int = 0) -> keras.Model:
     """Five 3x3 convolutions, pooled to 1/16 of the input: ``(b, height, w, 1)`` -> ``(b, height/16, w/16, c)``,
     ``blocks`` residual blocks (``res1`` ..) after the fifth, before its pooling (at 1/8), and
@@ -257,8 +362,8 @@ def build_encoder(height: int, filters=(24, 48, 96, 128, 160), blocks: int = 0, 
 def warm_start(model: keras.Model, source: keras.Model) -> list[str]:
     """Copy ``source``'s weights into ``model`` layer by layer, by name (into the encoder's layers
     too), and return the names of ``model``'s layers that ``source`` lacks: those keep their
-    initialisation. Only residual blocks may be new (they start as the identity, so ``model``
-    computes what ``source`` did); any other difference raises ``ValueError``."""
+    initialisation. Only residual blocks and the counting layers may be new (they start as the
+    identity, or with no effect on the logits, so ``model`` computes what ``source`` did); any other difference raises ``ValueError``."""
     new: list[str] = []
 
     def copy(target, origin, prefix=""):
@@ -266,7 +371,7 @@ def warm_start(model: keras.Model, source: keras.Model) -> list[str]:
         for layer in target.layers:
             other = known.get(layer.name)
             if other is None:
-                if not isinstance(layer, ResidualBlock):
+                if not isinstance(layer, (ResidualBlock, CountingHead, CountBias)):
                     raise ValueError(f"layer {prefix}{layer.name} is not in the source model")
                 new.append(prefix + layer.name)
             elif isinstance(layer, keras.Model):
@@ -284,8 +389,11 @@ def warm_start(model: keras.Model, source: keras.Model) -> list[str]:
     return new
 
 
-def build_formula_model(vocab_size: int, height: int = 48, config: FormulaModelConfig | None = None) -> keras.Model:
-    """The training model: ``[images (b,h,w,1), tokens_in (b,t)]`` -> logits ``(b,t,vocab)``."""
+def build_formula_model(vocab_size: int, height: int = 48, config: FormulaModelConfig | None = None,
+                        count_mask: list[float] | None = None) -> keras.Model:
+    """The training model: ``[images (b,h,w,1), tokens_in (b,t)]`` -> logits ``(b,t,vocab)``; a guided
+    model also returns its first pass's logits, and a counting one (``config.counting``) then its
+    counts ``(b, vocab)`` (``count_mask``: which tokens are counted, default all)."""
     cfg = config or FormulaModelConfig()
     images = keras.Input((height, None, 1), name="image")
     tokens = keras.Input((None,), dtype="int32", name="tokens")
@@ -309,11 +417,18 @@ def build_formula_model(vocab_size: int, height: int = 48, config: FormulaModelC
         layers.Concatenate(name="deep_input")([outputs, context, embedded]))
     deep = layers.Dropout(cfg.dropout, name="dropout")(deep)
     logits = layers.Dense(vocab_size, name="logits")(deep)
-    outputs = logits
+    counts = None
+    if cfg.counting > 0:
+        counts = CountingHead(vocab_size, mask=count_mask, name="counting")(features)
+        logits = CountBias(name="count_bias")([logits, counts])
+    outputs = [logits]
     if guided:  # the first pass predicts the next token too, from its query and its own context
         guide = layers.Dense(cfg.units, activation="tanh", name="first_pass_deep")(
             layers.Concatenate(name="first_pass_input")([queries, attended[2]]))
-        outputs = [logits, layers.Dense(vocab_size, name="first_pass_logits")(guide)]
+        outputs.append(layers.Dense(vocab_size, name="first_pass_logits")(guide))
+    if counts is not None:
+        outputs.append(counts)
+    outputs = outputs[0] if len(outputs) == 1 else outputs
     model = keras.Model([images, tokens], outputs, name="formula_recognizer")
     model.formula_config = cfg
     return model
@@ -347,25 +462,40 @@ class SmoothedTokenLoss(keras.losses.Loss):
         return {**super().get_config(), "smoothing": self.smoothing}
 
 
+def model_outputs(model: keras.Model) -> list[str]:
+    """What each of a training model's outputs is: ``"tokens"`` (the next-token logits), then
+    ``"guide"`` (a guided model's first pass) and ``"counts"`` (a counting model's)."""
+    names = list(model.output_names)
+    return ["tokens"] + [kind for kind, name in (("guide", "first_pass_logits"), ("counts", "counting"))
+                         if name in names]
+
+
 def compile_formula_model(model: keras.Model, learning_rate: float = 1e-3, guide_weight: float = 0.0,
-                          ema: float = 0.0, label_smoothing: float = 0.0) -> keras.Model:
+                          ema: float = 0.0, label_smoothing: float = 0.0, counting: float = 0.0) -> keras.Model:
     """Adam with gradient clipping; cross-entropy over the tokens, padding ignored. A guided model
     (two outputs) adds its first pass's loss with ``guide_weight``; its targets are ``(y, y)``.
     ``ema`` > 0 keeps an exponential moving average of the weights with that momentum (Polyak
     averaging; ``keras.callbacks.SwapEMAWeights`` evaluates and checkpoints it). ``label_smoothing``
-    > 0 trains both outputs against smoothed targets (``SmoothedTokenLoss``)."""
+    > 0 trains both outputs against smoothed targets (``SmoothedTokenLoss``). A counting model's
+    counts learn ``CountLoss`` against the same token targets, with weight ``counting``; every
+    output's targets are the token ids (``model_outputs`` says how many)."""
     loss = (SmoothedTokenLoss(label_smoothing) if label_smoothing
             else keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
-    guided = len(model.outputs) == 2
+    kinds = model_outputs(model)
     if not 0.0 <= ema < 1.0:
         raise ValueError(f"the EMA momentum must be in [0, 1), not {ema}")
     optimizer = (keras.optimizers.Adam(learning_rate, clipnorm=5.0, use_ema=True, ema_momentum=ema) if ema
                  else keras.optimizers.Adam(learning_rate, clipnorm=5.0))
-    model.compile(
-        optimizer=optimizer,
-        loss=[loss, loss] if guided else loss,
-        loss_weights=[1.0, guide_weight] if guided else None,
-    )
+    losses, weights = [loss], [1.0]
+    if "guide" in kinds:
+        losses.append(loss)
+        weights.append(guide_weight)
+    if "counts" in kinds:
+        head = model.get_layer("counting")
+        losses.append(CountLoss(head.vocab_size, head.mask))
+        weights.append(counting)
+    model.compile(optimizer=optimizer, loss=losses if len(losses) > 1 else loss,
+                  loss_weights=weights if len(losses) > 1 else None)
     return model
 
 

@@ -31,33 +31,56 @@ def synthetic_formulas():
     return out
 
 
-def tiny_config(coverage: bool = True, guide_weight: float = 0.0, blocks: int = 0, top_blocks: int = 0):
+def tiny_config(coverage: bool = True, guide_weight: float = 0.0, blocks: int = 0, top_blocks: int = 0,
+                counting: float = 0.0):
     from mathocr.formula_model import FormulaModelConfig
 
     return FormulaModelConfig(filters=(4, 8, 8, 8, 8), embed_dim=8, units=16, attention_dim=16, position_dim=8,
                               coverage=coverage, coverage_filters=4, dropout=0.0, guide_weight=guide_weight,
-                              blocks=blocks, top_blocks=top_blocks)
+                              blocks=blocks, top_blocks=top_blocks, counting=counting)
+
+
+def targets_for(model, y):
+    """A batch's token targets as a model with ``model_outputs`` outputs learns them."""
+    from mathocr.formula_model import model_outputs
+
+    n = len(model_outputs(model))
+    return y if n == 1 else (y,) * n
+
+
+def shift_logits_by_counts(model, seed: int = 0):
+    """A counting model's count bias set to random values, and its head counting about half a
+    symbol a cell (both start near zero, so that a model differs from one that ignores its counts
+    only once trained)."""
+    layer = model.get_layer("count_bias")
+    layer.kernel.assign(np.random.default_rng(seed).normal(0, 0.5, layer.kernel.shape).astype(np.float32))
+    density = model.get_layer("counting").density
+    density.bias.assign(np.zeros(density.bias.shape, np.float32))
 
 
 def save_tiny_recognizer(directory, train_steps: int = 0, kind: str = "handwritten", blocks: int = 0,
-                         top_blocks: int = 0):
+                         top_blocks: int = 0, counting: float = 0.0):
     """A tiny formula model with the synthetic vocabulary, saved as the app loads it; ``kind``
     goes to its config.json as training.formulas writes it ("handwritten" or "typeset")."""
     import keras
 
     from mathocr.formula_data import TrainingBatches
     from mathocr.formula_decode import FormulaRecognizer
-    from mathocr.formula_model import build_formula_model, compile_formula_model
+    from mathocr.formula_model import build_formula_model, compile_formula_model, count_mask
     from mathocr.latex import Vocabulary
 
     keras.utils.set_random_seed(0)
     formulas = synthetic_formulas()
     vocab = Vocabulary.from_sequences(f.tokens for f in formulas)
-    model = compile_formula_model(build_formula_model(len(vocab), config=tiny_config(blocks=blocks,
-                                                                                top_blocks=top_blocks)))
+    config = tiny_config(blocks=blocks, top_blocks=top_blocks, counting=counting)
+    model = compile_formula_model(build_formula_model(len(vocab), config=config, count_mask=count_mask(vocab.tokens)),
+                                  counting=counting)
+    if counting:
+        shift_logits_by_counts(model)
     batches = iter(TrainingBatches(formulas, vocab, batch_size=6, seed=0))
     for _ in range(train_steps):
-        model.train_on_batch(*next(batches))
+        x, y = next(batches)
+        model.train_on_batch(x, targets_for(model, y))
     FormulaRecognizer(model, vocab).save(directory, {"kind": kind})
     return directory
 
@@ -141,10 +164,12 @@ def test_a_model_compiled_with_label_smoothing_trains_saves_and_resumes(tiny, tm
     assert again.test_on_batch(inputs, (targets, targets))[0] == pytest.approx(trained, rel=1e-4)
 
 
-@pytest.mark.parametrize("coverage, guide_weight", [(True, 0.0), (False, 0.0), (True, 0.5)])
-def test_stepped_decoder_computes_what_training_computes(coverage, guide_weight):
+@pytest.mark.parametrize("coverage, guide_weight, counting", [(True, 0.0, 0.0), (False, 0.0, 0.0), (True, 0.5, 0.0),
+                                                             (True, 0.5, 0.1)])
+def test_stepped_decoder_computes_what_training_computes(coverage, guide_weight, counting):
     """Teacher-forced logits from the parallel model equal the stepped decoder's, step by step:
-    the GRU states and the coverage are carried the same way in both."""
+    the GRU states and the coverage are carried the same way in both, and a counting model's
+    counts shift the logits of every step in both."""
     import tensorflow as tf
 
     from mathocr.formula_data import TrainingBatches
@@ -154,17 +179,20 @@ def test_stepped_decoder_computes_what_training_computes(coverage, guide_weight)
 
     formulas = synthetic_formulas()
     vocab = Vocabulary.from_sequences(f.tokens for f in formulas)
-    model = build_formula_model(len(vocab), config=tiny_config(coverage, guide_weight))
+    model = build_formula_model(len(vocab), config=tiny_config(coverage, guide_weight, counting=counting))
+    if counting:
+        shift_logits_by_counts(model)
     (images, tokens_in), _ = next(iter(TrainingBatches(formulas, vocab, batch_size=6, seed=0, augment=False)))
     parallel = tf.nn.log_softmax(main_logits(model([images, tokens_in], training=False))).numpy()
 
     decoder = FormulaDecoder(model, vocab.start_id, vocab.end_id)
-    features, memory, keys, h1, h2, _ = decoder._encode(tf.constant(images))
+    features, memory, keys, h1, h2, _, shift = decoder._encode(tf.constant(images))
+    assert np.abs(shift.numpy()).max() > 0.1 if counting else not np.any(shift.numpy())
     hf, wf = tf.shape(features)[1], tf.shape(features)[2]
     coverage_map = tf.zeros([len(images), hf * wf])
     for t in range(tokens_in.shape[1]):
         logp, h1, h2, coverage_map, _ = decoder._step(tf.constant(tokens_in[:, t]), h1, h2, coverage_map,
-                                                      keys, memory, hf, wf)
+                                                      keys, memory, hf, wf, None, shift)
         np.testing.assert_allclose(logp.numpy(), parallel[:, t], atol=2e-4)
     # and so does the scorer's teacher-forced pass, which encodes one image once for many sequences
     for i in range(2):
@@ -579,19 +607,20 @@ def test_the_two_models_decode_side_by_side_with_the_same_answers_as_one_after_t
             assert answers(callers.map(lambda a: first.recognize_array(a, width), arrays)) == alone
 
 
-@pytest.mark.parametrize("blocks,top_blocks", [(0, 0), (2, 0), (4, 0), (0, 2), (2, 2)])
-def test_a_reading_cut_to_a_width_is_encoded_as_that_narrower_image_alone(blocks, top_blocks, tmp_path):
-    """``_encode`` with ``cols``: each row's features, first states and attention bias are those of
-    its input cut to ``cols`` grid columns and encoded on its own, for cuts narrower and wider than
-    the band it re-encodes (``cut_band``), one input or several; with residual blocks too, at 1/8 and
-    at 1/16, whose reach needs the wider band."""
+@pytest.mark.parametrize("blocks,top_blocks,counting", [(0, 0, 0.0), (2, 0, 0.0), (4, 0, 0.0), (0, 2, 0.0),
+                                                        (2, 2, 0.0), (2, 0, 0.1)])
+def test_a_reading_cut_to_a_width_is_encoded_as_that_narrower_image_alone(blocks, top_blocks, counting, tmp_path):
+    """``_encode`` with ``cols``: each row's features, first states, attention bias and (for a
+    counting model) count shift are those of its input cut to ``cols`` grid columns and encoded on
+    its own, for cuts narrower and wider than the band it re-encodes (``cut_band``), one input or
+    several; with residual blocks too, at 1/8 and at 1/16, whose reach needs the wider band."""
     import tensorflow as tf
 
     from mathocr.formula_decode import FormulaRecognizer, cut_band
     from mathocr.formula_model import ResidualBlock
 
     decoder = FormulaRecognizer.load(save_tiny_recognizer(tmp_path / "model", train_steps=3, blocks=blocks,
-                                                          top_blocks=top_blocks)).decoder
+                                                          top_blocks=top_blocks, counting=counting)).decoder
     CUT_BAND = decoder.cut_band
     assert (decoder.cut_band, decoder.band_cols) == cut_band(blocks, top_blocks)
     rng = np.random.default_rng(0)
@@ -607,11 +636,14 @@ def test_a_reading_cut_to_a_width_is_encoded_as_that_narrower_image_alone(blocks
     cols = np.array([14, 20, 32, 6, 8, 24], np.int32)  # three readings of each input, 96 to 512 pixels
     assert (cols * 16 < CUT_BAND).any() and (cols * 16 > CUT_BAND).any()
     for images, rows in ((inputs[:1], cols[:3]), (inputs, cols)):
-        features, _, _, h1, h2, bias = decoder._encode(tf.constant(images), tf.constant(rows))
+        features, _, _, h1, h2, bias, shift = decoder._encode(tf.constant(images), tf.constant(rows))
         m = len(rows) // len(images)
         for r, c in enumerate(rows):
-            alone, _, _, h1_alone, h2_alone, _ = decoder._encode(tf.constant(images[r // m:r // m + 1, :, :c * 16]))
+            alone, _, _, h1_alone, h2_alone, _, shift_alone = decoder._encode(
+                tf.constant(images[r // m:r // m + 1, :, :c * 16]))
             np.testing.assert_allclose(features[r, :, :c], alone[0], atol=1e-4)
+            np.testing.assert_allclose(shift[r], shift_alone[0], atol=1e-4)
+            assert np.abs(shift_alone.numpy()).max() > 0.01 if counting else not np.any(shift_alone.numpy())
             assert not np.any(features[r, :, c:])  # nothing beyond the cut
             np.testing.assert_allclose(h1[r], h1_alone[0], atol=1e-4)
             np.testing.assert_allclose(h2[r], h2_alone[0], atol=1e-4)
@@ -649,6 +681,68 @@ def test_residual_blocks_start_as_the_identity_so_a_warm_start_computes_what_its
         warm_start(build_formula_model(len(vocab), config=dataclasses.replace(config, units=24)), model)
     with pytest.raises(ValueError, match="not in this one"):
         warm_start(build_formula_model(len(vocab), config=config), deeper)
+
+
+def test_count_loss_compares_predicted_counts_with_the_tokens_of_the_targets():
+    from mathocr.formula_model import CountLoss, count_mask
+    from mathocr.latex import Vocabulary
+
+    vocab = Vocabulary(["x", "{", "}", "^", "2"])
+    mask = count_mask(vocab.tokens)
+    assert [t for t, m in zip(vocab.tokens, mask) if m] == ["x", "^", "2"]  # no specials, no braces
+    x, open_, close, up, two = (vocab.index[t] for t in ("x", "{", "}", "^", "2"))
+    targets = np.array([[x, up, open_, two, close, vocab.end_id, 0, 0],  # x ^ { 2 } </s>, padded
+                        [x, x, two, vocab.end_id, 0, 0, 0, 0]])  # x x 2 </s>
+    truth = np.zeros((2, len(vocab)), np.float32)
+    truth[0, [x, up, two]] = 1
+    truth[1, x], truth[1, two] = 2, 1
+    loss = CountLoss(len(vocab), mask)
+    assert float(loss(targets, truth)) == pytest.approx(0.0, abs=1e-6)
+    off = truth.copy()
+    off[0, x] += 0.5  # within one of the truth: quadratic, 0.125
+    off[1, two] += 3.0  # beyond: linear, 2.5
+    assert float(loss(targets, off)) == pytest.approx((0.125 + 2.5) / 2, abs=1e-5)  # summed, then the batch's mean
+    # the end token, padding and braces are not counted: the targets' "{", "}" and end add nothing
+    assert truth[0, [open_, close, vocab.end_id, 0]].sum() == 0
+
+
+def test_a_counting_head_starts_with_no_effect_then_learns_to_count(tiny, tmp_path):
+    """``--counting``: warm-started from a model without it, the new head and bias are listed and the
+    logits are exactly the source's; trained, its counts approach the truth's while the tokens
+    still learn; saved and loaded, it answers the same."""
+    import dataclasses
+
+    from mathocr.formula_data import plain_images
+    from mathocr.formula_decode import FormulaRecognizer
+    from mathocr.formula_model import (build_formula_model, compile_formula_model, count_mask, main_logits,
+                                       model_outputs, warm_start)
+
+    model, vocab, batches = tiny
+    x, y = next(iter(batches))
+    config = dataclasses.replace(tiny_config(guide_weight=0.5), counting=0.1)
+    counting = compile_formula_model(build_formula_model(len(vocab), config=config, count_mask=count_mask(vocab.tokens)),
+                                     1e-3, guide_weight=0.5, counting=1.0)  # the head: 1e-2 (RATE)
+    assert model_outputs(counting) == ["tokens", "guide", "counts"]
+    assert warm_start(counting, model) == ["counting", "count_bias"]
+    np.testing.assert_array_equal(main_logits(counting.predict_on_batch(x)), main_logits(model.predict_on_batch(x)))
+
+    # (as training computes them: a few steps leave the batch-norm statistics of inference far behind)
+    first = counting.train_on_batch(x, (y, y, y), return_dict=True)
+    for _ in range(60):
+        last = counting.train_on_batch(x, (y, y, y), return_dict=True)
+    assert last["counting_loss"] < 0.3 * first["counting_loss"]
+    assert last["count_bias_loss"] < first["count_bias_loss"]  # the tokens' loss, under the logits' last layer
+    mask = np.array(count_mask(vocab.tokens), np.float32)
+    assert not np.any(counting.predict_on_batch(x)[2][:, mask == 0])
+    assert np.abs(counting.get_layer("count_bias").kernel.numpy()).max() > 0  # the logits use the counts
+
+    array = plain_images(synthetic_formulas()[:1])[0]
+    before = FormulaRecognizer(counting, vocab).recognize_array(array, beam_width=3)
+    FormulaRecognizer(counting, vocab).save(tmp_path / "counting")
+    loaded = FormulaRecognizer.load(tmp_path / "counting")
+    assert loaded.decoder.counting is not None
+    after = loaded.recognize_array(array, beam_width=3)
+    assert after.tokens == before.tokens and after.logprob == pytest.approx(before.logprob, abs=1e-4)
 
 
 def test_margins_read_at_once_answer_as_each_read_on_its_own_and_a_batch_as_each_input_alone(tmp_path):

@@ -185,13 +185,16 @@ def test_warm_start_keeps_weights_and_vocabulary_and_refuses_another_architectur
     assert tall.height == 48
     for a, b in zip(first.model.trainable_weights, tall.model.trainable_weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    # residual blocks added to the encoder start as the identity; every other weight comes from the source
+    # residual blocks added to the encoder start as the identity, and a counting head with no effect on
+    # the logits (``--counting``); every other weight comes from the source
     assert main([*common, "--name", "deeper", "--init-from", str(tmp_path / "first"), "--learning-rate", "0",
-                 "--blocks", "1", "--top-blocks", "1", "--export", str(tmp_path / "deeper")]) == 0
+                 "--blocks", "1", "--top-blocks", "1", "--counting", "0.1", "--export", str(tmp_path / "deeper")]) == 0
     deeper = FormulaRecognizer.load(tmp_path / "deeper").model
     assert {"res1", "top1"} <= {layer.name for layer in deeper.get_layer("encoder").layers}
+    assert {"counting", "count_bias"} <= {layer.name for layer in deeper.layers}
+    assert not np.any(deeper.get_layer("count_bias").kernel.numpy())
     recorded = json.loads((tmp_path / "deeper" / "config.json").read_text())["model"]
-    assert (recorded["blocks"], recorded["top_blocks"]) == (1, 1)
+    assert (recorded["blocks"], recorded["top_blocks"], recorded["counting"]) == (1, 1, 0.1)
     for name in ("conv1", "bn5"):
         for a, b in zip(first.model.get_layer("encoder").get_layer(name).trainable_weights,
                         deeper.get_layer("encoder").get_layer(name).trainable_weights):
@@ -200,7 +203,7 @@ def test_warm_start_keeps_weights_and_vocabulary_and_refuses_another_architectur
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     with pytest.raises(SystemExit, match="not the same architecture"):
         main([*common, "--name", "other", "--init-from", str(tmp_path / "first"), "--units", "24"])
-    with pytest.raises(SystemExit, match="not the same architecture"):  # blocks are added, never dropped
+    with pytest.raises(SystemExit, match="not the same architecture"):  # blocks and heads are added, never dropped
         main([*common, "--name", "shallower", "--init-from", str(tmp_path / "deeper")])
 
 

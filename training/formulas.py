@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-blocks", type=int, default=FormulaModelConfig.top_blocks,
                         help="residual blocks after the encoder's last pooling, on the grid the attention reads "
                              "(identity at first, as --blocks)")
+    parser.add_argument("--counting", type=float, default=FormulaModelConfig.counting, metavar="WEIGHT",
+                        help="add a symbol-counting head whose counts shift the logits (CAN), its loss with "
+                             "this weight (0: none); a warm start adds it with no effect at first")
     parser.add_argument("--units", type=int, default=FormulaModelConfig.units)
     parser.add_argument("--attention-dim", type=int, default=FormulaModelConfig.attention_dim)
     parser.add_argument("--dropout", type=float, default=FormulaModelConfig.dropout)
@@ -332,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     from mathocr.formula_decode import FormulaRecognizer
-    from mathocr.formula_model import build_formula_model, compile_formula_model, warm_start
+    from mathocr.formula_model import (build_formula_model, compile_formula_model, count_mask, model_outputs,
+                                       warm_start)
 
     start = time.time()
     if args.threads:
@@ -344,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     model_config = FormulaModelConfig(filters=tuple(args.filters), units=args.units, attention_dim=args.attention_dim,
                                       dropout=args.dropout, coverage=not args.no_coverage,
                                       guide_weight=args.guide_weight, blocks=args.blocks,
-                                      top_blocks=args.top_blocks)
+                                      top_blocks=args.top_blocks, counting=args.counting)
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
@@ -402,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
             initial_epoch = completed_epochs(run)
             print(f"continuing from {last} after epoch {initial_epoch}", flush=True)
         else:
-            model = build_formula_model(len(vocab), args.height, model_config)
+            model = build_formula_model(len(vocab), args.height, model_config, count_mask(vocab.tokens))
             if args.init_from and not run.backup_dir.exists():
                 initial = FormulaRecognizer.load(args.init_from).model
                 try:
@@ -412,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"initialised from {args.init_from}"
                       + (f" (new, as the identity: {', '.join(added)})" if added else ""), flush=True)
             compile_formula_model(model, args.learning_rate, args.guide_weight, args.ema,
-                                  args.label_smoothing)
+                                  args.label_smoothing, args.counting)
     model.summary(print_fn=lambda line, **_: print(line))
     recognizer = FormulaRecognizer(model, vocab, args.height, args.max_width, args.direction)
 
@@ -427,8 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.ema:  # first: the averaged weights are in the model for validation, the callbacks and the checkpoints
         callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     train_ds, val_ds = source.dataset(), val_source.dataset(repeat=False)
-    if len(model.outputs) == 2:  # a guided model: the first pass learns the same targets
-        train_ds, val_ds = (ds.map(lambda x, y: (x, (y, y))) for ds in (train_ds, val_ds))
+    outputs = len(model_outputs(model))
+    if outputs > 1:  # a guided model's first pass learns the same targets; a counting model counts them
+        train_ds, val_ds = (ds.map(lambda x, y: (x, (y,) * outputs)) for ds in (train_ds, val_ds))
     fit_start = time.time()
     try:
         history = model.fit(train_ds, steps_per_epoch=steps, validation_data=val_ds,
