@@ -456,6 +456,8 @@ def _formula_params(augment_help: str) -> tuple[Param, ...]:
         Param("units", "--units", int, 256, 8, 2048, "model size: the GRUs' width"),
         Param("blocks", "--blocks", int, 0, 0, 8, "residual blocks at the end of the encoder (each starts as "
               "the identity, so a run warm-started from a model with fewer computes what it did)"),
+        Param("top_blocks", "--top-blocks", int, 0, 0, 8, "residual blocks after the encoder's last pooling, "
+              "on the grid the attention reads (identity at first, as --blocks)"),
         Param("augment", "--no-augment", bool, True, help=augment_help),
         Param("steps_per_epoch", "--steps-per-epoch", int, 300, 1, 100000, "training steps between validations"),
     )
@@ -496,6 +498,8 @@ register_kind(ModelKind(
               "the share of previous tokens hidden from the decoder in training"),
         Param("guide_weight", "--guide-weight", float, 0.0, 0.0, 10.0,
               "weight of the first attention pass's own loss (0: unguided coverage)"),
+        Param("counting", "--counting", float, 0.0, 0.0, 10.0,
+              "weight of a symbol-counting head's loss; its counts shift the decoder's logits (0: no head)"),
         Param("label_smoothing", "--label-smoothing", float, 0.0, 0.0, 0.5,
               "the share of each target spread over the whole vocabulary (0: plain cross-entropy)"),
         Param("lr_schedule", "--lr-schedule", str, "plateau", help="plateau: halve on a plateau; cosine: decay "
