@@ -779,7 +779,7 @@ def test_margins_read_at_once_answer_as_each_read_on_its_own_and_a_batch_as_each
     assert apart_scores.shape == (3, len(keys))
     # a search hands its encoding on, and scoring from it is scoring from scratch
     readings, encoded = recognizer._search(arrays[0], 3)
-    assert len(encoded) == 6 and encoded[1].shape[0] == 3
+    assert len(encoded) == 7 and encoded[1].shape[0] == 3
     np.testing.assert_allclose(recognizer.score(arrays[0], keys, encoded), apart_scores, atol=1e-3)
     assert [[h["ids"] for h in hyps] for hyps, _, _ in readings] == [
         [h["ids"] for h in hyps] for hyps, _, _ in recognizer._readings(arrays[0], 3)]
