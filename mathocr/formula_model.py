@@ -462,6 +462,60 @@ class SmoothedTokenLoss(keras.losses.Loss):
         return {**super().get_config(), "smoothing": self.smoothing}
 
 
+@keras.saving.register_keras_serializable(package="mathocr")
+class DistilledTokenLoss(keras.losses.Loss):
+    """Cross-entropy of the token targets plus ``weight`` times the KL divergence from a teacher's
+    next-token distribution to the model's, as in the bidirectional mutual learning of ABM (Bian et
+    al., AAAI 2022), where each direction learns from the other's distribution over the same token.
+    ``y_true``: the token ids ``(b, t)`` (then this is plain cross-entropy, as in validation), or
+    ``(b, t, 1 + v)``: the ids in channel 0 and the teacher's probabilities after them, all zero at
+    positions it does not teach (``teacher_targets``). Padding (id 0) is ignored; the mean is over
+    real tokens, as ``SmoothedTokenLoss`` with no smoothing."""
+
+    def __init__(self, weight: float = 0.5, name: str = "distilled_token_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if weight < 0:
+            raise ValueError(f"the distillation weight must be at least 0, not {weight}")
+        self.weight = float(weight)
+
+    def call(self, y_true, y_pred):
+        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        taught = len(y_true.shape) == 3
+        ids = ops.cast(y_true[..., 0] if taught else y_true, "int32")
+        per_token = -ops.squeeze(ops.take_along_axis(log_probs, ops.expand_dims(ids, -1), axis=-1), -1)
+        if taught and self.weight:
+            teacher = ops.cast(y_true[..., 1:], "float32")
+            entropy = ops.sum(ops.where(teacher > 0, teacher * ops.log(ops.maximum(teacher, 1e-12)), 0.0), -1)
+            per_token = per_token + self.weight * (entropy - ops.sum(teacher * log_probs, -1))
+        mask = ops.cast(ops.not_equal(ids, 0), "float32")
+        scale = ops.cast(ops.size(mask), "float32") / ops.maximum(ops.sum(mask), 1.0)
+        return per_token * mask * scale
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "weight": self.weight}
+
+
+def teacher_targets(teacher: keras.Model, images, targets, start_id: int, end_id: int, flip: bool):
+    """Targets for ``DistilledTokenLoss``: ``targets`` (token ids ``t1 .. tn </s>``, padded with 0,
+    in the student's reading order) with ``teacher``'s next-token probabilities for the same images,
+    teacher-forced on the same truth, in channels 1 .. v. ``flip``: the teacher reads the other way
+    round; it is fed the reversed truth and its distribution over ``t_i`` is put at the student's
+    position of ``t_i``. The end position is not taught (the two directions end after different
+    tokens), nor is padding. A TensorFlow function, for ``tf.data``."""
+    import tensorflow as tf
+
+    images, targets = tf.convert_to_tensor(images, tf.float32), tf.cast(targets, tf.int32)
+    n = tf.reduce_sum(tf.cast(tf.not_equal(targets, 0), tf.int32), axis=1) - 1  # tokens before </s>
+    order = tf.reverse_sequence(targets, n, seq_axis=1, batch_axis=0) if flip else targets
+    shifted = tf.concat([tf.fill([tf.shape(order)[0], 1], start_id), order[:, :-1]], axis=1)
+    tokens_in = tf.where(tf.equal(shifted, end_id), 0, shifted)
+    probs = tf.nn.softmax(tf.cast(main_logits(teacher([images, tokens_in], training=False)), tf.float32), -1)
+    if flip:
+        probs = tf.reverse_sequence(probs, n, seq_axis=1, batch_axis=0)
+    taught = tf.sequence_mask(n, tf.shape(targets)[1], tf.float32)[..., None]
+    return tf.concat([tf.cast(targets, tf.float32)[..., None], tf.stop_gradient(probs) * taught], axis=-1)
+
+
 def model_outputs(model: keras.Model) -> list[str]:
     """What each of a training model's outputs is: ``"tokens"`` (the next-token logits), then
     ``"guide"`` (a guided model's first pass) and ``"counts"`` (a counting model's)."""
@@ -471,22 +525,27 @@ def model_outputs(model: keras.Model) -> list[str]:
 
 
 def compile_formula_model(model: keras.Model, learning_rate: float = 1e-3, guide_weight: float = 0.0,
-                          ema: float = 0.0, label_smoothing: float = 0.0, counting: float = 0.0) -> keras.Model:
+                          ema: float = 0.0, label_smoothing: float = 0.0, counting: float = 0.0,
+                          distill: float = 0.0) -> keras.Model:
     """Adam with gradient clipping; cross-entropy over the tokens, padding ignored. A guided model
     (two outputs) adds its first pass's loss with ``guide_weight``; its targets are ``(y, y)``.
     ``ema`` > 0 keeps an exponential moving average of the weights with that momentum (Polyak
     averaging; ``keras.callbacks.SwapEMAWeights`` evaluates and checkpoints it). ``label_smoothing``
     > 0 trains both outputs against smoothed targets (``SmoothedTokenLoss``). A counting model's
     counts learn ``CountLoss`` against the same token targets, with weight ``counting``; every
-    output's targets are the token ids (``model_outputs`` says how many)."""
+    output's targets are the token ids (``model_outputs`` says how many). ``distill`` > 0: the main
+    output learns from a teacher too (``DistilledTokenLoss``; its targets from ``teacher_targets``)."""
+    if distill and label_smoothing:
+        raise ValueError("distillation and label smoothing do not go together")
     loss = (SmoothedTokenLoss(label_smoothing) if label_smoothing
             else keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
+    main_loss = DistilledTokenLoss(distill) if distill else loss
     kinds = model_outputs(model)
     if not 0.0 <= ema < 1.0:
         raise ValueError(f"the EMA momentum must be in [0, 1), not {ema}")
     optimizer = (keras.optimizers.Adam(learning_rate, clipnorm=5.0, use_ema=True, ema_momentum=ema) if ema
                  else keras.optimizers.Adam(learning_rate, clipnorm=5.0))
-    losses, weights = [loss], [1.0]
+    losses, weights = [main_loss], [1.0]
     if "guide" in kinds:
         losses.append(loss)
         weights.append(guide_weight)
@@ -494,7 +553,7 @@ def compile_formula_model(model: keras.Model, learning_rate: float = 1e-3, guide
         head = model.get_layer("counting")
         losses.append(CountLoss(head.vocab_size, head.mask))
         weights.append(counting)
-    model.compile(optimizer=optimizer, loss=losses if len(losses) > 1 else loss,
+    model.compile(optimizer=optimizer, loss=losses if len(losses) > 1 else main_loss,
                   loss_weights=weights if len(losses) > 1 else None)
     return model
 

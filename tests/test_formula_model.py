@@ -164,6 +164,66 @@ def test_a_model_compiled_with_label_smoothing_trains_saves_and_resumes(tiny, tm
     assert again.test_on_batch(inputs, (targets, targets))[0] == pytest.approx(trained, rel=1e-4)
 
 
+def test_distillation_adds_the_kl_divergence_to_the_teacher_at_the_tokens_it_teaches():
+    import keras
+
+    from mathocr.formula_model import DistilledTokenLoss
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 5, 7)).astype("float32") * 3
+    targets = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 6, 0], [2, 0, 0, 0, 0]])  # 0: padding
+    keras_loss = float(keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)(targets, logits))
+    # plain ids (validation) or no teacher anywhere: the usual cross-entropy
+    assert float(DistilledTokenLoss(0.5)(targets, logits)) == pytest.approx(keras_loss, 1e-5)
+    untaught = np.concatenate([targets[..., None], np.zeros((3, 5, 7))], -1).astype("float32")
+    assert float(DistilledTokenLoss(0.5)(untaught, logits)) == pytest.approx(keras_loss, 1e-5)
+    # a teacher that agrees with the model adds nothing
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    taught = np.concatenate([targets[..., None], p * (targets != 0)[..., None]], -1).astype("float32")
+    assert float(DistilledTokenLoss(0.5)(taught, logits)) == pytest.approx(keras_loss, 1e-4)
+    # another teacher at the first token of each formula only: its KL divergence, weighted, averaged over real tokens
+    q = rng.dirichlet(np.ones(7), size=3).astype("float32")
+    taught = np.concatenate([targets[..., None], np.zeros((3, 5, 7))], -1).astype("float32")
+    taught[:, 0, 1:] = q
+    kl = (q * (np.log(q) - np.log(p[:, 0]))).sum(-1)
+    expected = keras_loss + 0.5 * kl.sum() / (targets != 0).sum()
+    assert float(DistilledTokenLoss(0.5)(taught, logits)) == pytest.approx(expected, 1e-4)
+    assert float(DistilledTokenLoss(0.0)(taught, logits)) == pytest.approx(keras_loss, 1e-5)
+    with pytest.raises(ValueError, match="at least 0"):
+        DistilledTokenLoss(-1.0)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_a_teacher_gives_its_distribution_over_each_token_at_the_students_place_for_it(flip):
+    """``teacher_targets``: for a teacher reading the other way round (``flip``), the probabilities
+    it gives the i-th token of the truth, read from the end, land at the student's i-th position;
+    the end token and padding are not taught."""
+    import keras
+
+    from mathocr.formula_data import TrainingBatches, pad_tokens
+    from mathocr.formula_model import build_formula_model, teacher_targets
+    from mathocr.latex import Vocabulary
+
+    keras.utils.set_random_seed(3)
+    formulas = synthetic_formulas()
+    vocab = Vocabulary.from_sequences(f.tokens for f in formulas)
+    teacher = build_formula_model(len(vocab), config=tiny_config(guide_weight=0.5))
+    (images, _), targets = next(iter(TrainingBatches(formulas, vocab, batch_size=6, seed=0, augment=False)))
+    packed = teacher_targets(teacher, images, targets, vocab.start_id, vocab.end_id, flip).numpy()
+    assert packed.shape == (*targets.shape, 1 + len(vocab))
+    np.testing.assert_array_equal(packed[..., 0], targets)
+    # the teacher's own reading of each truth, built here from the token lists
+    truths = [[int(t) for t in row if t not in (0, vocab.end_id)] for row in targets]
+    tokens_in, _ = pad_tokens([t[::-1] if flip else t for t in truths], vocab)
+    probs = keras.ops.convert_to_numpy(keras.ops.softmax(teacher([images, tokens_in], training=False)[0], -1))
+    for row, truth in enumerate(truths):
+        n = len(truth)
+        for i in range(n):
+            np.testing.assert_allclose(packed[row, i, 1:], probs[row, n - 1 - i if flip else i], atol=1e-5)
+        assert not packed[row, n:, 1:].any()  # the end position and padding
+    assert len({len(t) for t in truths}) > 1  # formulas of several lengths in the batch
+
+
 @pytest.mark.parametrize("coverage, guide_weight, counting", [(True, 0.0, 0.0), (False, 0.0, 0.0), (True, 0.5, 0.0),
                                                              (True, 0.5, 0.1)])
 def test_stepped_decoder_computes_what_training_computes(coverage, guide_weight, counting):

@@ -216,6 +216,25 @@ def test_cosine_schedule_runs_from_the_learning_rate_to_the_floor(inkml_dir, tmp
     assert logged == pytest.approx([0.01, (0.01 + 1e-5) / 2, 1e-5], rel=1e-4)
 
 
+def test_a_model_learns_from_a_teacher_and_refuses_one_that_reads_other_inputs(inkml_dir, tmp_path):
+    from mathocr.formula_decode import FormulaRecognizer
+    from training.formulas import main
+
+    common = ["--runs", str(tmp_path / "runs"), "--train-dir", str(inkml_dir), "--val-dir", str(inkml_dir),
+              "--filters", "4,8,8,8,8", "--units", "16", "--attention-dim", "16", "--batch-size", "6",
+              "--verbose", "0", "--epochs", "1", "--no-test", "--guide-weight", "0.5"]
+    assert main([*common, "--name", "teacher", "--direction", "r2l", "--steps-per-epoch", "1", "--export", str(tmp_path / "teacher")]) == 0
+    assert main([*common, "--name", "student", "--distill-from", str(tmp_path / "teacher"), "--distill-weight", "0.3",
+                 "--steps-per-epoch", "2", "--export", str(tmp_path / "student")]) == 0
+    recorded = json.loads((tmp_path / "runs" / "formulas" / "student" / "config.json").read_text())
+    assert (recorded["distill_from"], recorded["distill_weight"]) == (str(tmp_path / "teacher"), 0.3)
+    assert FormulaRecognizer.load(tmp_path / "student").direction == "l2r"
+    with open(tmp_path / "runs" / "formulas" / "student" / "metrics.csv") as handle:
+        assert "val_logits_loss" in handle.readline()  # validation stays the plain cross-entropy
+    with pytest.raises(SystemExit, match="vocabulary and input height"):
+        main([*common, "--name", "taller", "--height", "32", "--distill-from", str(tmp_path / "teacher")])
+
+
 def test_a_right_to_left_model_trains_and_rescores_the_evaluation(model_dir, inkml_dir, tmp_path, capsys):
     from mathocr.formula_decode import FormulaRecognizer
     from training.formulas import main

@@ -149,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "memorising the training formulas)")
     parser.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS",
                         help="train against targets with EPS spread over the vocabulary (0: none)")
+    parser.add_argument("--distill-from", metavar="DIR",
+                        help="a trained recognizer (e.g. models/formulas/rescorer, the other direction) whose "
+                             "next-token distributions, teacher-forced on the same augmented images, this model "
+                             "also learns (ABM's mutual learning, one way; the teacher stays frozen)")
+    parser.add_argument("--distill-weight", type=float, default=0.5, metavar="W",
+                        help="weight of the KL divergence to the teacher (with --distill-from)")
     parser.add_argument("--fraction", type=float, default=1.0, help="train on this random fraction of the formulas")
     parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over the training formulas")
     parser.add_argument("--patience", type=int, default=20, help="early stopping on validation ExpRate")
@@ -336,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mathocr.formula_decode import FormulaRecognizer
     from mathocr.formula_model import (build_formula_model, compile_formula_model, count_mask, model_outputs,
-                                       warm_start)
+                                       teacher_targets, warm_start)
 
     start = time.time()
     if args.threads:
@@ -353,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
         "augment": not args.no_augment, "token_dropout": args.token_dropout, "label_smoothing": args.label_smoothing, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "relabel": args.relabel, "concat": args.concat, "stack": args.stack, "script": args.script, "synth": args.synth, "synth_source": args.synth_source, "synth_im2latex": args.synth_im2latex, "pad_margin": args.pad_margin, "direction": args.direction, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
+        "distill_from": args.distill_from, "distill_weight": args.distill_weight if args.distill_from else 0.0,
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset, "also_rendered": args.also_rendered,
         "kind": "typeset" if typeset else "handwritten",
     }
@@ -416,7 +423,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"initialised from {args.init_from}"
                       + (f" (new, as the identity: {', '.join(added)})" if added else ""), flush=True)
             compile_formula_model(model, args.learning_rate, args.guide_weight, args.ema,
-                                  args.label_smoothing, args.counting)
+                                  args.label_smoothing, args.counting,
+                                  args.distill_weight if args.distill_from else 0.0)
     model.summary(print_fn=lambda line, **_: print(line))
     recognizer = FormulaRecognizer(model, vocab, args.height, args.max_width, args.direction)
 
@@ -433,7 +441,22 @@ def main(argv: list[str] | None = None) -> int:
     train_ds, val_ds = source.dataset(), val_source.dataset(repeat=False)
     outputs = len(model_outputs(model))
     if outputs > 1:  # a guided model's first pass learns the same targets; a counting model counts them
-        train_ds, val_ds = (ds.map(lambda x, y: (x, (y,) * outputs)) for ds in (train_ds, val_ds))
+        val_ds = val_ds.map(lambda x, y: (x, (y,) * outputs))
+        if not args.distill_from:
+            train_ds = train_ds.map(lambda x, y: (x, (y,) * outputs))
+    if args.distill_from:  # the main output learns the teacher's distributions too; validation is plain
+        teacher = FormulaRecognizer.load(args.distill_from)
+        if teacher.vocab.tokens != vocab.tokens or teacher.height != args.height:
+            raise SystemExit(f"--distill-from {args.distill_from}: the teacher needs this run's vocabulary "
+                             f"and input height ({args.height})")
+        flip = teacher.direction != args.direction
+        print(f"learning from {args.distill_from} ({teacher.direction}), weight {args.distill_weight}", flush=True)
+
+        def taught(x, y):
+            first = teacher_targets(teacher.model, x[0], y, vocab.start_id, vocab.end_id, flip)
+            return x, ((first, *(y,) * (outputs - 1)) if outputs > 1 else first)
+
+        train_ds = train_ds.map(taught).prefetch(2)
     fit_start = time.time()
     try:
         history = model.fit(train_ds, steps_per_epoch=steps, validation_data=val_ds,
