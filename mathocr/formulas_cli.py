@@ -7,6 +7,7 @@ Registered by ``mathocr.cli`` when this module exists; both are thin fronts on
     python -m mathocr evaluate formulas --inkml-dir DIR --json
     python -m mathocr evaluate formulas --images DIR --labels FILE   (FILE: name<TAB>LaTeX per line)
     python -m mathocr evaluate formulas --model models/typeset --im2latex   (the held-out rendered split)
+    python -m mathocr evaluate compare A.json B.json          two --out reports: gained, lost, McNemar p
     python -m mathocr benchmark formulas                     training samples/s and ms per formula
 """
 
@@ -268,6 +269,61 @@ def cmd_evaluate_formulas(args) -> int:
     return 0
 
 
+def compare_reports(report_a: dict, report_b: dict) -> dict:
+    """Two ``evaluate formulas --out`` reports of the same formulas, paired by id
+    (``metrics.paired_comparison``), with the ids of the formulas B gained and lost."""
+    from mathocr.metrics import paired_comparison
+
+    examples = []
+    for name, report in (("A", report_a), ("B", report_b)):
+        if not isinstance(report, dict) or not isinstance(report.get("examples"), list):
+            raise ValueError(f"report {name} is not an `evaluate formulas --out` report (no examples)")
+        try:
+            examples.append({e["id"]: e for e in report["examples"]})
+        except (KeyError, TypeError):
+            raise ValueError(f"report {name}: every example needs an id") from None
+    a, b = examples
+    if a.keys() != b.keys():
+        only_a, only_b = sorted(a.keys() - b.keys()), sorted(b.keys() - a.keys())
+        raise ValueError(f"the reports hold different formulas: {len(only_a)} only in A "
+                         f"({', '.join(only_a[:3]) or '-'}), {len(only_b)} only in B ({', '.join(only_b[:3]) or '-'})")
+    ids = sorted(a)
+    differ = [i for i in ids if a[i].get("truth") != b[i].get("truth")]
+    if differ:
+        raise ValueError(f"{len(differ)} formulas have different truths in the two reports (first: {differ[0]})")
+    a_right = [a[i]["errors"] == 0 for i in ids]
+    b_right = [b[i]["errors"] == 0 for i in ids]
+    result = paired_comparison(a_right, b_right)
+    result["gained_ids"] = [i for i, x, y in zip(ids, a_right, b_right) if y and not x]
+    result["lost_ids"] = [i for i, x, y in zip(ids, a_right, b_right) if x and not y]
+    return result
+
+
+def cmd_evaluate_compare(args) -> int:
+    reports = []
+    for path in (args.a, args.b):
+        try:
+            reports.append(json.loads(Path(path).read_text(encoding="utf-8")))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not JSON ({err.msg}, line {err.lineno})") from None
+    result = compare_reports(*reports)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    low, high = result["interval95"]
+    print(f"{result['n']} formulas: A {result['exprate_a']:.2%} ({args.a}), B {result['exprate_b']:.2%} ({args.b})")
+    print(f"B - A: {result['difference'] * 100:+.2f} points (95 % bootstrap interval {low * 100:+.2f} to "
+          f"{high * 100:+.2f}); B right where A is wrong: {result['gained']}, the reverse: {result['lost']}")
+    verdict = "a difference at the 5 % level" if result["p_value"] < 0.05 else "no evidence of a difference at 5 %"
+    print(f"exact McNemar test: p = {result['p_value']:.3g} ({verdict})")
+    for key, name in (("gained_ids", "gained"), ("lost_ids", "lost")):
+        if result[key]:
+            shown = result[key][: args.show]
+            more = len(result[key]) - len(shown)
+            print(f"  {name}: {', '.join(shown)}" + (f" and {more} more" if more > 0 else ""))
+    return 0
+
+
 def cmd_evaluate_kind(args) -> int:
     """How often an upload's kind (handwritten or typeset) is told right: the rule, and the rule
     with the models settling the pictures it is unsure of."""
@@ -363,6 +419,14 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     ev.add_argument("--out", help="write every example and the scores to this JSON file")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=cmd_evaluate_formulas)
+
+    cp = evaluate_sub.add_parser("compare", help="two `evaluate formulas --out` reports of the same formulas: "
+                                 "which formulas B gains and loses, and whether the difference is beyond chance")
+    cp.add_argument("a", help="the first report (e.g. the shipped model's)")
+    cp.add_argument("b", help="the second report (e.g. a candidate's)")
+    cp.add_argument("--show", type=int, default=10, help="how many gained and lost ids to list")
+    cp.add_argument("--json", action="store_true", help="print one JSON object")
+    cp.set_defaults(func=cmd_evaluate_compare)
 
     kd = evaluate_sub.add_parser("kind", help="how often an upload is told handwritten or typeset right")
     kd.add_argument("--split", default="validation", choices=["validation", "test"])

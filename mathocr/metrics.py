@@ -8,6 +8,8 @@
 * ``token_edit_distance``: Levenshtein distance between token sequences.
 * ``confusions``: which tokens a recognizer writes for which (substitutions), leaves out (deletions)
   or adds (insertions), counted over the edits that turn each truth into its prediction.
+* ``paired_comparison``: two recognizers on the same formulas: who gains and loses which, the exact
+  McNemar test and a bootstrap interval of the difference in ExpRate.
 
 Every function takes token lists; ``score_pairs`` normalises LaTeX strings first.
 """
@@ -183,3 +185,36 @@ def repetition_loop(tokens: Tokens, min_repeats: int = 3, max_period: int = 6) -
         if all(tokens[-(k + 1) * period: len(tokens) - k * period] == tail for k in range(min_repeats)):
             return True
     return False
+
+
+def paired_comparison(a_right: Sequence[bool], b_right: Sequence[bool], resamples: int = 10000,
+                      seed: int = 0) -> dict:
+    """Whether recognizer B is right on more of the same formulas than A, beyond chance.
+
+    ``a_right``, ``b_right``: for each formula, whether each got it exactly. Returns both ExpRates,
+    their ``difference`` (B - A), ``gained`` (B right where A is wrong) and ``lost`` (the reverse),
+    the two-sided exact McNemar ``p_value`` (a binomial test of the gained against the lost: only
+    the formulas on which they disagree say anything) and ``interval95``, the 2.5 and 97.5
+    percentiles of the difference over ``resamples`` bootstrap resamples of the formulas. On 671
+    formulas one formula is 0.15 points; two models a point apart often differ by chance."""
+    import numpy as np
+
+    a = np.asarray(a_right, dtype=bool)
+    b = np.asarray(b_right, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"{a.size} results against {b.size}: compare the same formulas")
+    n = int(a.size)
+    if n == 0:
+        raise ValueError("no formulas to compare")
+    gained, lost = int(np.sum(b & ~a)), int(np.sum(a & ~b))
+    discordant = gained + lost
+    # exact two-sided binomial test of min(gained, lost) among the discordant pairs, p = 1/2
+    tail = sum(math.comb(discordant, k) for k in range(min(gained, lost) + 1)) / 2 ** discordant if discordant else 1.0
+    p_value = min(1.0, 2 * tail)
+    rng = np.random.default_rng(seed)
+    diff = b.astype(np.float64) - a.astype(np.float64)
+    samples = diff[rng.integers(0, n, size=(resamples, n))].mean(axis=1) if resamples else np.array([diff.mean()])
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return {"n": n, "exprate_a": round(float(a.mean()), 4), "exprate_b": round(float(b.mean()), 4),
+            "difference": round(float(diff.mean()), 4), "gained": gained, "lost": lost,
+            "p_value": round(float(p_value), 4), "interval95": [round(float(low), 4), round(float(high), 4)]}

@@ -100,6 +100,44 @@ def test_evaluate_without_labels_is_an_error(model_dir, tmp_path, capsys):
     assert code == 2 and "--labels" in out.err
 
 
+def test_compare_pairs_two_reports_by_formula_and_refuses_different_formulas(model_dir, inkml_dir, tmp_path,
+                                                                               capsys):
+    first = tmp_path / "a.json"
+    code, _ = run_cli(["evaluate", "formulas", "--model", str(model_dir), "--inkml-dir", str(inkml_dir), "--json",
+                       "--out", str(first)], capsys)
+    assert code == 0
+    report = json.loads(first.read_text())
+    # B: the same report with the first formula now right and the examples in another order
+    examples = [dict(e) for e in report["examples"]][::-1]
+    for e in examples:
+        e["errors"] = 0 if e["id"] == report["examples"][0]["id"] else max(e["errors"], 1)
+    second = tmp_path / "b.json"
+    second.write_text(json.dumps({"scores": {}, "examples": examples}))
+    code, out = run_cli(["evaluate", "compare", str(first), str(second), "--json"], capsys)
+    assert code == 0
+    result = json.loads(out.out)
+    was_right = report["examples"][0]["errors"] == 0
+    others_right = sum(e["errors"] == 0 for e in report["examples"][1:])
+    assert result["n"] == len(SYNTHETIC)
+    assert result["gained_ids"] == ([] if was_right else [report["examples"][0]["id"]])
+    assert result["lost"] == others_right
+    assert result["exprate_a"] == pytest.approx(json.loads(first.read_text())["scores"]["exprate"], abs=1e-4)
+    code, out = run_cli(["evaluate", "compare", str(first), str(second)], capsys)
+    assert code == 0 and "exact McNemar test: p =" in out.out and "B - A:" in out.out
+    # other formulas, or the same ids with other truths, are refused with a reason
+    fewer = tmp_path / "fewer.json"
+    fewer.write_text(json.dumps({"examples": examples[1:]}))
+    code, out = run_cli(["evaluate", "compare", str(first), str(fewer)], capsys)
+    assert code == 2 and "different formulas: 1 only in A" in out.err
+    examples[0]["truth"] = "y"
+    second.write_text(json.dumps({"examples": examples}))
+    code, out = run_cli(["evaluate", "compare", str(first), str(second)], capsys)
+    assert code == 2 and "different truths" in out.err
+    (tmp_path / "broken.json").write_text("{not json")
+    code, out = run_cli(["evaluate", "compare", str(first), str(tmp_path / "broken.json")], capsys)
+    assert code == 2 and "is not JSON" in out.err
+
+
 def test_training_command_trains_exports_and_resumes(inkml_dir, tmp_path, capsys):
     from mathocr.formula_decode import FormulaRecognizer
     from training.formulas import main

@@ -77,3 +77,32 @@ def test_edit_operations_and_confusions_name_each_edit():
     assert confusions([p for _, p in pairs], [t for t, _ in pairs], top=1) == found[:1]
     with pytest.raises(ValueError):
         confusions([["x"]], [])
+
+
+def test_paired_comparison_counts_gains_and_losses_and_tests_them_exactly():
+    from mathocr.metrics import paired_comparison
+
+    a = [True, True, False, False, True, False]
+    b = [True, False, True, True, True, False]
+    result = paired_comparison(a, b, resamples=2000)
+    assert (result["n"], result["gained"], result["lost"]) == (6, 2, 1)
+    assert result["exprate_a"] == pytest.approx(0.5) and result["exprate_b"] == pytest.approx(4 / 6, abs=1e-4)
+    assert result["difference"] == pytest.approx(1 / 6, abs=1e-4)
+    # two gained against one lost: 2 * P(X <= 1), X ~ Binomial(3, 1/2) = 2 * 4/8, capped at 1
+    assert result["p_value"] == 1.0
+    low, high = result["interval95"]
+    assert low <= result["difference"] <= high
+    # ten gained and none lost: 2 / 2**10
+    ten = paired_comparison([False] * 10 + [True] * 5, [True] * 15, resamples=500)
+    assert ten["p_value"] == pytest.approx(2 / 1024, abs=1e-4)
+    assert ten["interval95"][0] > 0
+    # seven gained, one lost: 2 * (1 + 8) / 256
+    seven = paired_comparison([False] * 7 + [True], [True] * 7 + [False], resamples=0)
+    assert seven["p_value"] == pytest.approx(18 / 256, abs=1e-4)
+    # identical results: nothing to test, no difference
+    same = paired_comparison(a, a)
+    assert same["p_value"] == 1.0 and same["interval95"] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="same formulas"):
+        paired_comparison(a, b[:-1])
+    with pytest.raises(ValueError, match="no formulas"):
+        paired_comparison([], [])
