@@ -217,4 +217,4 @@ def paired_comparison(a_right: Sequence[bool], b_right: Sequence[bool], resample
     low, high = np.percentile(samples, [2.5, 97.5])
     return {"n": n, "exprate_a": round(float(a.mean()), 4), "exprate_b": round(float(b.mean()), 4),
             "difference": round(float(diff.mean()), 4), "gained": gained, "lost": lost,
-            "p_value": round(float(p_value), 4), "interval95": [round(float(low), 4), round(float(high), 4)]}
+            "p_value": float(f"{p_value:.3g}"), "interval95": [round(float(low), 4), round(float(high), 4)]}
