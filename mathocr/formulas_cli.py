@@ -291,6 +291,10 @@ def compare_reports(report_a: dict, report_b: dict) -> dict:
     differ = [i for i in ids if a[i].get("truth") != b[i].get("truth")]
     if differ:
         raise ValueError(f"{len(differ)} formulas have different truths in the two reports (first: {differ[0]})")
+    for name, report in (("A", a), ("B", b)):
+        missing = [i for i in ids if not isinstance(report[i].get("errors"), int)]
+        if missing:
+            raise ValueError(f"report {name}: {len(missing)} examples without their error count (first: {missing[0]})")
     a_right = [a[i]["errors"] == 0 for i in ids]
     b_right = [b[i]["errors"] == 0 for i in ids]
     result = paired_comparison(a_right, b_right)

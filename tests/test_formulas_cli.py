@@ -133,6 +133,11 @@ def test_compare_pairs_two_reports_by_formula_and_refuses_different_formulas(mod
     second.write_text(json.dumps({"examples": examples}))
     code, out = run_cli(["evaluate", "compare", str(first), str(second)], capsys)
     assert code == 2 and "different truths" in out.err
+    del examples[0]["errors"]
+    examples[0]["truth"] = report["examples"][-1]["truth"]
+    second.write_text(json.dumps({"examples": examples}))
+    code, out = run_cli(["evaluate", "compare", str(first), str(second)], capsys)
+    assert code == 2 and "without their error count" in out.err
     (tmp_path / "broken.json").write_text("{not json")
     code, out = run_cli(["evaluate", "compare", str(first), str(tmp_path / "broken.json")], capsys)
     assert code == 2 and "is not JSON" in out.err
