@@ -45,13 +45,15 @@ def ranked_by_weight(pooled: Sequence[tuple[Sequence[Sequence[str]], Sequence[tu
 
 def evaluate_arrays(recognizer, ids: Sequence[str], arrays: Sequence[np.ndarray], truths: Sequence[Sequence[str]],
                     beam_width: int = 1, batch_size: int = 1, progress=None,
-                    rescore_weights: Sequence[float] = ()) -> dict:
+                    rescore_weights: Sequence[float] = (), known: Sequence[Sequence[str]] | None = None) -> dict:
     """Recognize every input and score it. With ``batch_size`` 1 (the default) every formula is
     decoded alone, so ``ms_per_formula`` is the latency a user of the app sees. With
     ``rescore_weights`` (both models searching), the same pooled candidates are also ranked with
     each of those weights for the rescorer, and scored (``by_rescore_weight``): one search
-    compares them all."""
-    from mathocr.metrics import confusions, exprate_by_length, repetition_loop, score_tokens, token_edit_distance
+    compares them all. With ``known`` (the training truths): ExpRate of the formulas seen in
+    training and of the new ones (``exprate_by_novelty``)."""
+    from mathocr.metrics import (confusions, exprate_by_length, exprate_by_novelty, repetition_loop, score_tokens,
+                                 token_edit_distance)
 
     if rescore_weights and not recognizer.rescoring:
         raise ValueError("--rescore-weights compares weights for a second model: give --rescore-with DIR "
@@ -91,6 +93,8 @@ def evaluate_arrays(recognizer, ids: Sequence[str], arrays: Sequence[np.ndarray]
         exprate_by_length=exprate_by_length(predictions, truths),
         confusions=confusions(predictions, truths, top=20),
     )
+    if known is not None:
+        scores["exprate_by_novelty"] = exprate_by_novelty(predictions, truths, known)
     examples = [{"id": i, "truth": " ".join(t), "prediction": " ".join(p), "errors": token_edit_distance(p, t),
                  "ended": e} for i, t, p, e in zip(ids, truths, predictions, ended)]
     for example, (candidates, agreements) in zip(examples, pooled):
@@ -109,7 +113,8 @@ def pooled_candidates(report: dict) -> list[tuple[list[list[str]], list[tuple[fl
 
 
 def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int = 1, progress=None,
-                      picture: tuple[int, float] | None = None, rescore_weights: Sequence[float] = ()) -> dict:
+                      picture: tuple[int, float] | None = None, rescore_weights: Sequence[float] = (),
+                      known: Sequence[Sequence[str]] | None = None) -> dict:
     """``evaluate_arrays`` on ``InkFormula``s, rendered the way the model was trained; or, with
     ``picture`` (height, pen width in pixels), first drawn as a picture that size and read as an
     upload is (``input_from_image``)."""
@@ -122,7 +127,7 @@ def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int
         arrays = [recognizer.input_from_image(render_strokes(f.strokes, height=height, max_width=40 * height,
                                                              stroke_width=pen)) for f in formulas]
     return evaluate_arrays(recognizer, [f.id for f in formulas], arrays, [f.tokens for f in formulas],
-                           beam_width, batch_size, progress, rescore_weights)
+                           beam_width, batch_size, progress, rescore_weights, known)
 
 
 def read_label_file(path: Path) -> list[tuple[str, str]]:
@@ -173,6 +178,26 @@ def _edit_text(truth: str | None, predicted: str | None) -> str:
     return f"{truth} -> {predicted}"
 
 
+def training_truths(folder: str | None, data: str | None, im2latex: bool = False) -> list[list[str]]:
+    """The truths a model was trained on, for ``--novelty``: of the InkML files under ``folder``, or
+    of CROHME's training split (im2latex's, with ``im2latex``)."""
+    if folder:
+        from mathocr.formula_data import load_inkml_formulas
+        from mathocr.inkml import inkml_files
+
+        files = inkml_files(folder)
+        if not files:
+            raise FileNotFoundError(f"--novelty {folder}: no .inkml files there")
+        return [list(f.tokens) for f in load_inkml_formulas(files)[0]]
+    if im2latex:
+        from mathocr.data import load_im2latex
+
+        return [f.tokens.split() for f in load_im2latex(data, "train") if f.tokens]
+    from mathocr.formula_data import load_crohme_formulas
+
+    return [list(f.tokens) for f in load_crohme_formulas("train", data)]
+
+
 def cmd_evaluate_formulas(args) -> int:
     from mathocr.latex import normalize_tokens, tokenize_latex
     from mathocr.render import load_image
@@ -194,6 +219,7 @@ def cmd_evaluate_formulas(args) -> int:
     if args.rescore_weight is not None:
         recognizer.rescore_weight = args.rescore_weight
     progress = None if args.json else _progress("recognizing")
+    known = None if args.novelty is None else training_truths(args.novelty, args.data, args.im2latex)
     if args.images:
         if not args.labels:
             raise ValueError("--images needs --labels FILE (tab-separated: file name, LaTeX)")
@@ -207,7 +233,7 @@ def cmd_evaluate_formulas(args) -> int:
             truths.append(normalize_tokens(tokenize_latex(latex)))
         source = str(folder)
         report = evaluate_arrays(recognizer, ids, arrays, truths, args.beam, args.batch_size, progress,
-                                 args.rescore_weights)
+                                 args.rescore_weights, known)
     elif args.im2latex:
         from mathocr.typeset_data import load_array, load_typeset_formulas, rendered_dir
 
@@ -215,7 +241,7 @@ def cmd_evaluate_formulas(args) -> int:
         arrays = [load_array(f.image_path, recognizer.height, recognizer.max_width) for f in formulas]
         source = f"im2latex {args.split} ({args.rendered or rendered_dir()})"
         report = evaluate_arrays(recognizer, [f.id for f in formulas], arrays, [f.tokens for f in formulas],
-                                 args.beam, args.batch_size, progress, args.rescore_weights)
+                                 args.beam, args.batch_size, progress, args.rescore_weights, known)
     else:
         from mathocr.data import crohme_split_dir
         from mathocr.formula_data import load_crohme_formulas, load_inkml_formulas
@@ -234,7 +260,7 @@ def cmd_evaluate_formulas(args) -> int:
         if not formulas:
             raise ValueError(f"no readable formulas in {source}")
         report = evaluate_formulas(recognizer, formulas, args.beam, args.batch_size, progress, args.as_picture,
-                                   args.rescore_weights)
+                                   args.rescore_weights, known)
     scores = report["scores"]
     scores.update(source=source, model=str(args.model or "models/formulas"),
                   picture=list(args.as_picture) if args.as_picture else None, pen_normalise=recognizer.pen_normalise,
@@ -255,6 +281,10 @@ def cmd_evaluate_formulas(args) -> int:
           f"{scores['unended']} stopped by the length limit; {scores['repetition_loops']} end in a repeated-token loop")
     print("ExpRate by the length of the truth (tokens): " + ", ".join(
         f"{name}: {b['exprate']:.1%} ({b['n']})" for name, b in scores["exprate_by_length"].items()))
+    if "exprate_by_novelty" in scores:
+        print("ExpRate by whether the truth was a training formula: " + ", ".join(
+            f"{'seen in training' if name == 'seen' else 'new'}: {b['exprate']:.1%} ({b['n']})"
+            for name, b in scores["exprate_by_novelty"].items()))
     if "by_rescore_weight" in scores:
         print("the same candidates ranked with other weights for the second model: " + ", ".join(
             f"{w['weight']:g}: {w['exprate']:.2%}" for w in scores["by_rescore_weight"]))
@@ -419,6 +449,10 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
                          "and score them (by_rescore_weight in the JSON): one search compares the weights")
     ev.add_argument("--rescore-weight", type=float, metavar="W",
                     help="the second model's weight in the re-ranking (0: off; default: the model's config.json)")
+    ev.add_argument("--novelty", nargs="?", const="", metavar="DIR",
+                    help="also ExpRate of the formulas whose truth is a training formula (written by other hands) "
+                         "and of the new ones: the truths of the InkML files under DIR, or without DIR of "
+                         "CROHME's training split (im2latex's with --im2latex)")
     ev.add_argument("--worst", type=int, default=10, help="how many of the worst examples to show")
     ev.add_argument("--out", help="write every example and the scores to this JSON file")
     ev.add_argument("--json", action="store_true", help="print one JSON object")

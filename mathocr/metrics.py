@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from mathocr.latex import normalize_tokens, tokenize_latex
 
@@ -168,6 +168,23 @@ def exprate_by_length(predictions: Sequence[Tokens], truths: Sequence[Tokens],
         pairs = [(p, t) for p, t in zip(predictions, truths) if low <= len(t) and (high is None or len(t) <= high)]
         if pairs:
             name = f"{low}-{high}" if high is not None else f"{low}+"
+            out[name] = {"n": len(pairs), "exprate": round(sum(list(p) == list(t) for p, t in pairs) / len(pairs), 4)}
+    return out
+
+
+def exprate_by_novelty(predictions: Sequence[Tokens], truths: Sequence[Tokens],
+                       known: Iterable[Tokens]) -> dict[str, dict]:
+    """ExpRate of the formulas whose truth is one of ``known`` (e.g. the training split's truths:
+    formulas the model was trained on, here in other hands) and of those whose truth is new,
+    ``{"seen": {"n": .., "exprate": ..}, "new": ..}``: how much of a score comes from formulas
+    met in training. Empty groups are left out."""
+    if len(predictions) != len(truths):
+        raise ValueError(f"{len(predictions)} predictions for {len(truths)} truths")
+    seen = {tuple(t) for t in known}
+    out = {}
+    for name, member in (("seen", True), ("new", False)):
+        pairs = [(p, t) for p, t in zip(predictions, truths) if (tuple(t) in seen) == member]
+        if pairs:
             out[name] = {"n": len(pairs), "exprate": round(sum(list(p) == list(t) for p, t in pairs) / len(pairs), 4)}
     return out
 

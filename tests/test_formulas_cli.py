@@ -55,6 +55,31 @@ def test_evaluate_inkml_prints_one_json_object(model_dir, inkml_dir, capsys):
     assert all(c["truth"] is not None or c["predicted"] is not None for c in conf)
 
 
+def test_evaluate_splits_exprate_by_formulas_seen_in_training(model_dir, inkml_dir, tmp_path, capsys):
+    # "training" holds two of the evaluated formulas' truths (in other ink: written in a row again)
+    train = tmp_path / "train"
+    train.mkdir()
+    for i in (0, 1):
+        labels, truth, offsets = SYNTHETIC[i]
+        write_inkml(train / f"t{i}.inkml", symbols_in_a_row(labels, y_offsets=offsets), truth)
+    args = ["evaluate", "formulas", "--model", str(model_dir), "--inkml-dir", str(inkml_dir)]
+    code, out = run_cli(args + ["--json", "--novelty", str(train)], capsys)
+    assert code == 0
+    scores = json.loads(out.out)
+    novelty = scores["exprate_by_novelty"]
+    assert (novelty["seen"]["n"], novelty["new"]["n"]) == (2, len(SYNTHETIC) - 2)
+    assert sum(b["n"] * b["exprate"] for b in novelty.values()) == pytest.approx(scores["n"] * scores["exprate"], abs=1e-3)
+    code, out = run_cli(args + ["--novelty", str(train)], capsys)
+    assert code == 0 and "ExpRate by whether the truth was a training formula: seen in training:" in out.out
+    # without --novelty there is no split; a folder without InkML is refused with its name
+    code, out = run_cli(args + ["--json"], capsys)
+    assert "exprate_by_novelty" not in json.loads(out.out)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out = run_cli(args + ["--json", "--novelty", str(empty)], capsys)
+    assert code == 2 and f"--novelty {empty}: no .inkml files there" in out.err
+
+
 def test_evaluate_reads_inkml_drawn_as_pictures(model_dir, inkml_dir, capsys):
     args = ["evaluate", "formulas", "--model", str(model_dir), "--inkml-dir", str(inkml_dir), "--json"]
     scores = {}

@@ -61,6 +61,21 @@ def test_exprate_by_length_bins_the_truths_by_their_token_count():
         exprate_by_length([["x"]], [])
 
 
+def test_exprate_by_novelty_splits_truths_met_in_training_from_new_ones():
+    from mathocr.metrics import exprate_by_novelty
+
+    known = [["x", "+", "1"], ["a", "=", "b"]]
+    predictions = [["x", "+", "1"], ["a", "=", "6"], ["y"], ["z"]]
+    truths = [["x", "+", "1"], ["a", "=", "b"], ["y"], ["w"]]
+    assert exprate_by_novelty(predictions, truths, known) == {"seen": {"n": 2, "exprate": 0.5},
+                                                              "new": {"n": 2, "exprate": 0.5}}
+    # a truth is seen only as a whole sequence, not as a part of a known one
+    assert exprate_by_novelty([["x"]], [["x"]], known) == {"new": {"n": 1, "exprate": 1.0}}
+    assert exprate_by_novelty([["x", "+", "1"]], [["x", "+", "1"]], iter(known)) == {"seen": {"n": 1, "exprate": 1.0}}
+    with pytest.raises(ValueError):
+        exprate_by_novelty([["x"]], [], known)
+
+
 def test_edit_operations_and_confusions_name_each_edit():
     from mathocr.metrics import confusions, edit_operations, token_edit_distance
 
