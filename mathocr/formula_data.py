@@ -25,7 +25,7 @@ from PIL import Image
 from mathocr import data as data_mod
 from mathocr.inkml import InkMLError, read_inkml
 from mathocr.latex import Vocabulary, normalize_tokens, tokenize_latex
-from mathocr.render import augment_strokes, fit_bitmap, ink_array, render_strokes
+from mathocr.render import augment_strokes, elastic_strokes, fit_bitmap, ink_array, render_strokes
 
 HEIGHT = 48
 MAX_WIDTH = 448
@@ -434,9 +434,13 @@ def fit_into(target: Sequence[np.ndarray], donor: Sequence[np.ndarray], stretch:
 
 
 def augmented_render(strokes, rng: np.random.Generator, height: int = HEIGHT, max_width: int = MAX_WIDTH,
-                     strength: float = 1.0) -> np.ndarray:
+                     strength: float = 1.0, elastic: float = 0.0) -> np.ndarray:
     """Another plausible handwriting of the same formula, as a model input ``(h, w)``. ``strength``
-    scales the random rotation, slant, stretch and per-stroke shift (1: the default amounts)."""
+    scales the random rotation, slant, stretch and per-stroke shift (1: the default amounts);
+    ``elastic`` > 0 first bends the ink by a smooth random field (``render.elastic_strokes``) of an
+    amplitude drawn uniformly up to that fraction of a symbol's size."""
+    if elastic > 0:
+        strokes = elastic_strokes(strokes, rng, amplitude=float(rng.uniform(0.0, elastic)))
     ink = augment_strokes(strokes, rng, rotate_deg=3.0 * strength, shear=0.25 * strength,
                           scale=min(0.15 * strength, 0.5), jitter=0.008 * strength)
     pen = float(rng.uniform(1.0, 2.4))
@@ -576,11 +580,15 @@ class TrainingBatches(BatchSource):
                  max_width: int = MAX_WIDTH, token_dropout: float = 0.0, augment_strength: float = 1.0,
                  swap_symbols: float = 0.0, pad_margin: int = 0, reverse: bool = False, relabel: float = 0.0,
                  concat: float = 0.0, stack: float = 0.0, script: float = 0.0, synth: float = 0.0,
-                 synth_formulas: Sequence[Sequence[str]] | None = None):
+                 synth_formulas: Sequence[Sequence[str]] | None = None, elastic: float = 0.0):
         kept = [f for f in formulas if 0 < len(f.tokens) <= max_tokens]
         self.formulas = kept
         self.augment = augment
         self.augment_strength = augment_strength
+        if not 0 <= elastic <= 0.5:
+            raise ValueError(f"the elastic amplitude must be in [0, 0.5] (a fraction of a symbol's size), not {elastic}")
+        # with augmentation, the ink is bent by a smooth random field up to this fraction of a symbol
+        self.elastic = elastic
         if not 0 <= swap_symbols <= 1:
             raise ValueError(f"the symbol swap rate must be in [0, 1], not {swap_symbols}")
         # with augmentation, each symbol is written by another hand with this probability
@@ -800,7 +808,7 @@ class TrainingBatches(BatchSource):
                 tokens = tokens + [joiner] + tokens2
             ids = self.vocab.encode(tokens)
             ids = ids[::-1] if self.reverse else ids
-            return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength), ids
+            return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength, self.elastic), ids
         if not self.augment:
             return self._plain[i], self.ids[i]
         strokes, tokens = self._written(i)
@@ -808,7 +816,7 @@ class TrainingBatches(BatchSource):
         if tokens != self.formulas[i].tokens:
             ids = self.vocab.encode(tokens)
             ids = ids[::-1] if self.reverse else ids
-        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength), ids
+        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength, self.elastic), ids
 
     def _fraction(self, p: int, j: int, k: int) -> tuple[np.ndarray, list[int]]:
         (top, tokens), (bottom, tokens2) = self._written(j), self._written(k)
@@ -826,7 +834,7 @@ class TrainingBatches(BatchSource):
             tokens = tokens0 + ([joiner] if joiner else []) + tokens
         ids = self.vocab.encode(tokens)
         ids = ids[::-1] if self.reverse else ids
-        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength), ids
+        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength, self.elastic), ids
 
     def _script(self, p: int, k: int, kind: str, q: int) -> tuple[np.ndarray, list[int]]:
         base, tokens = self._written(p)
@@ -853,7 +861,7 @@ class TrainingBatches(BatchSource):
             tokens = tokens + ([joiner] if joiner else []) + tokens3
         ids = self.vocab.encode(tokens)
         ids = ids[::-1] if self.reverse else ids
-        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength), ids
+        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength, self.elastic), ids
 
     def _made_up(self, n: int) -> tuple[np.ndarray, list[int]]:
         from mathocr.formula_synth import relabel, write
@@ -862,7 +870,7 @@ class TrainingBatches(BatchSource):
         ids = self.vocab.encode(list(lay.tokens))
         ids = ids[::-1] if self.reverse else ids
         strokes = write(lay, self.bank.instances, self.rng)
-        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength), ids
+        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength, self.elastic), ids
 
     def _line(self, i: int) -> tuple[float, float]:
         if i not in self._lines:

@@ -126,6 +126,38 @@ def augment_strokes(
     return out
 
 
+def elastic_strokes(
+    strokes: Sequence[np.ndarray],
+    rng: np.random.Generator,
+    amplitude: float = 0.1,
+    wavelength: tuple[float, float] = (1.0, 2.0),
+    waves: int = 3,
+) -> list[np.ndarray]:
+    """The same ink written by a slightly different hand: every point moved by a smooth random
+    field (a sum of ``waves`` plane waves in random directions, per axis), so that each symbol's
+    shape bends a little while the layout stays. ``amplitude`` and the ``wavelength`` range are
+    fractions of the ink's typical symbol size (the median of its strokes' larger sides), so a
+    fraction's small symbols bend as much as a single line's large ones."""
+    strokes = _as_strokes(strokes)
+    if not strokes or amplitude <= 0:
+        return strokes
+    points = np.concatenate(strokes)
+    height = float(max(np.ptp(points[:, 1]), 1e-6))
+    sides = [float(np.ptp(s, axis=0).max()) for s in strokes]
+    symbol = float(np.clip(np.median(sides), 0.1 * height, height))
+    lengths = rng.uniform(*wavelength, size=(2, waves)) * symbol
+    angles = rng.uniform(0.0, 2 * math.pi, size=(2, waves))
+    directions = np.stack([np.cos(angles), np.sin(angles)], axis=-1) / lengths[..., None]  # (2, waves, 2)
+    phases = rng.uniform(0.0, 2 * math.pi, size=(2, waves))
+    weights = rng.normal(0.0, amplitude * symbol / math.sqrt(waves), size=(2, waves))
+
+    def moved(stroke: np.ndarray) -> np.ndarray:
+        angle = 2 * math.pi * np.einsum("pc,awc->paw", stroke, directions) + phases  # (points, axis, waves)
+        return (stroke + (np.sin(angle) * weights).sum(axis=-1)).astype(np.float32)
+
+    return [moved(stroke) for stroke in strokes]
+
+
 def strokes_from_fabric(json_data: dict | None) -> list[np.ndarray]:
     """Pen strokes from a fabric.js canvas description (what streamlit-drawable-canvas returns
     as ``json_data`` in free-draw mode). Paths are ``[["M", x, y], ["Q", cx, cy, x, y], ...,

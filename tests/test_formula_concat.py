@@ -287,3 +287,28 @@ def test_script_training_batches_target_the_script(tmp_path, reverse):
     # off: the plain formulas
     plain = TrainingBatches(formulas, vocab, batch_size=4, seed=0, script=0.0)
     assert all(isinstance(i, int) for batch in plain.epoch_batches() for i in batch)
+
+
+def test_elastic_training_batches_bend_the_ink_and_keep_the_targets(tmp_path):
+    from mathocr.formula_data import TrainingBatches
+
+    formulas, vocab = segmented_formulas(tmp_path, [(["x", "+", "1"], "x+1"), (["y", "=", "2"], "y=2")])
+    with pytest.raises(ValueError, match="elastic amplitude"):
+        TrainingBatches(formulas, vocab, batch_size=2, elastic=0.8)
+
+    def images(source, batches=4):
+        out = []
+        for _ in range(batches):
+            (arr, _), targets = source.make_batch([0, 1])
+            out.append((arr, targets))
+        return out
+
+    plain = images(TrainingBatches(formulas, vocab, batch_size=2, seed=5))
+    bent = images(TrainingBatches(formulas, vocab, batch_size=2, seed=5, elastic=0.1))
+    for (a, ta), (b, tb) in zip(plain, bent):
+        assert np.array_equal(ta, tb)  # the same formulas, the same targets
+        assert a.shape[0] == b.shape[0] == 2 and b.max() > 0.5
+    assert not all(a.shape == b.shape and np.array_equal(a, b) for (a, _), (b, _) in zip(plain, bent))  # other ink
+    # off: the batches of before, draw for draw
+    off = images(TrainingBatches(formulas, vocab, batch_size=2, seed=5, elastic=0.0))
+    assert all(np.array_equal(a, c) for (a, _), (c, _) in zip(plain, off))

@@ -13,6 +13,7 @@ from mathocr.render import (
     MAX_UPLOAD_PIXELS,
     ImageError,
     augment_strokes,
+    elastic_strokes,
     fit_bitmap,
     ink_array,
     load_image,
@@ -151,6 +152,30 @@ def test_augment_is_reproducible_and_the_identity_without_noise():
     assert all(np.array_equal(a, b) for a, b in zip(one, two))
     same = augment_strokes(strokes, np.random.default_rng(7), rotate_deg=0, shear=0, scale=0, jitter=0)
     assert all(np.allclose(a, b, atol=1e-4) for a, b in zip(same, strokes))
+
+
+def test_elastic_bends_each_symbol_smoothly_and_keeps_the_layout():
+    # three symbols 100 units high in a row, a small script above the last
+    strokes = glyph("x") + glyph("2", x=120) + glyph("y", x=240) + [s * 0.4 + (360, -40) for s in glyph("1")]
+    out = elastic_strokes(strokes, np.random.default_rng(3), amplitude=0.1)
+    assert [s.shape for s in out] == [s.shape for s in strokes]
+    before, after = np.concatenate(strokes), np.concatenate(out)
+    moved = after - before
+    symbol = np.median([np.ptp(s, axis=0).max() for s in strokes])
+    assert np.abs(moved).max() > 0.01 * symbol  # it bends ...
+    assert np.abs(moved).max() < 0.5 * symbol  # ... a fraction of a symbol, not the layout
+    # smooth: points close together move alike (a bend, not noise)
+    for a, b in zip(strokes, out):
+        step, shift = np.linalg.norm(np.diff(a, axis=0), axis=1), np.linalg.norm(np.diff(b - a, axis=0), axis=1)
+        assert (shift <= 0.6 * step + 1e-3).all()
+    # each stroke stays where it was: its centre moves by a small part of a symbol
+    for a, b in zip(strokes, out):
+        assert np.abs(b.mean(axis=0) - a.mean(axis=0)).max() < 0.15 * symbol
+    # reproducible, and the identity at amplitude 0
+    again = elastic_strokes(strokes, np.random.default_rng(3), amplitude=0.1)
+    assert all(np.array_equal(a, b) for a, b in zip(out, again))
+    assert all(np.allclose(a, b) for a, b in zip(elastic_strokes(strokes, np.random.default_rng(3), 0.0), strokes))
+    assert elastic_strokes([], np.random.default_rng(0)) == []
 
 
 # ---------------------------------------------------------------------------------------------

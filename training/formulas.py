@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-augment", action="store_true", help="train on the plain renderings")
     parser.add_argument("--augment-strength", type=float, default=1.0,
                         help="handwritten: scale of the random rotation, slant, stretch and per-stroke shift")
+    parser.add_argument("--elastic", type=float, default=0.0, metavar="AMPLITUDE",
+                        help="handwritten: with augmentation, bend the ink by a smooth random field (symbols' shapes "
+                             "change, the layout stays) of an amplitude drawn up to this fraction of a symbol's size "
+                             "(0: none; 0.1 bends visibly, 0.2 breaks symbols)")
     parser.add_argument("--swap-symbols", type=float, default=0.0, metavar="RATE",
                         help="handwritten: with augmentation, write each symbol in another writer's strokes (from "
                              "the training set's segmentation) with this probability")
@@ -358,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
-        "augment": not args.no_augment, "token_dropout": args.token_dropout, "label_smoothing": args.label_smoothing, "augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols, "relabel": args.relabel, "concat": args.concat, "stack": args.stack, "script": args.script, "synth": args.synth, "synth_source": args.synth_source, "synth_im2latex": args.synth_im2latex, "pad_margin": args.pad_margin, "direction": args.direction, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
+        "augment": not args.no_augment, "token_dropout": args.token_dropout, "label_smoothing": args.label_smoothing, "augment_strength": args.augment_strength, "elastic": args.elastic, "swap_symbols": args.swap_symbols, "relabel": args.relabel, "concat": args.concat, "stack": args.stack, "script": args.script, "synth": args.synth, "synth_source": args.synth_source, "synth_im2latex": args.synth_im2latex, "pad_margin": args.pad_margin, "direction": args.direction, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
         "distill_from": args.distill_from, "distill_weight": args.distill_weight if args.distill_from else 0.0,
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset, "also_rendered": args.also_rendered,
         "kind": "typeset" if typeset else "handwritten",
@@ -384,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     val = load_split("validation", args.val_dir, args.data, args)[: args.val_limit or None]
     batches = TypesetBatches if typeset else TrainingBatches
     extra = ({"also": args.also_rendered or ()} if typeset
-             else {"augment_strength": args.augment_strength, "swap_symbols": args.swap_symbols,
+             else {"augment_strength": args.augment_strength, "elastic": args.elastic,
+                   "swap_symbols": args.swap_symbols,
                    "relabel": args.relabel, "concat": args.concat, "stack": args.stack,
                    "script": args.script, "synth": args.synth,
                    "synth_formulas": synth_formulas(train, vocab, args) if args.synth > 0 else None})
