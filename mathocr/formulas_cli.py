@@ -299,9 +299,12 @@ def cmd_evaluate_formulas(args) -> int:
     return 0
 
 
-def compare_reports(report_a: dict, report_b: dict) -> dict:
+def compare_reports(report_a: dict, report_b: dict, weight: float | None = None) -> dict:
     """Two ``evaluate formulas --out`` reports of the same formulas, paired by id
-    (``metrics.paired_comparison``), with the ids of the formulas B gained and lost."""
+    (``metrics.paired_comparison``), with the ids of the formulas B gained and lost. With
+    ``weight``, each report's answers are first ranked again from its pooled candidates with that
+    weight for the rescorer (``ranked_by_weight``; reports of ``--rescore-with`` and
+    ``--rescore-weights``), so two pairs are compared at the weight that would ship."""
     from mathocr.metrics import paired_comparison
 
     examples = []
@@ -325,8 +328,20 @@ def compare_reports(report_a: dict, report_b: dict) -> dict:
         missing = [i for i in ids if not isinstance(report[i].get("errors"), int)]
         if missing:
             raise ValueError(f"report {name}: {len(missing)} examples without their error count (first: {missing[0]})")
-    a_right = [a[i]["errors"] == 0 for i in ids]
-    b_right = [b[i]["errors"] == 0 for i in ids]
+    if weight is None:
+        a_right = [a[i]["errors"] == 0 for i in ids]
+        b_right = [b[i]["errors"] == 0 for i in ids]
+    else:
+        rights = []
+        for name, report in (("A", a), ("B", b)):
+            bare = [i for i in ids if not report[i].get("candidates")]
+            if bare:
+                raise ValueError(f"report {name}: {len(bare)} examples without pooled candidates (first: {bare[0]}); "
+                                 "--weight needs reports of `evaluate formulas --rescore-with DIR --rescore-weights "
+                                 "W,... --out`")
+            answers = ranked_by_weight(pooled_candidates({"examples": [report[i] for i in ids]}), weight)
+            rights.append([answer == report[i]["truth"].split() for answer, i in zip(answers, ids)])
+        a_right, b_right = rights
     result = paired_comparison(a_right, b_right)
     result["gained_ids"] = [i for i, x, y in zip(ids, a_right, b_right) if y and not x]
     result["lost_ids"] = [i for i, x, y in zip(ids, a_right, b_right) if x and not y]
@@ -340,12 +355,13 @@ def cmd_evaluate_compare(args) -> int:
             reports.append(json.loads(Path(path).read_text(encoding="utf-8")))
         except json.JSONDecodeError as err:
             raise ValueError(f"{path} is not JSON ({err.msg}, line {err.lineno})") from None
-    result = compare_reports(*reports)
+    result = compare_reports(*reports, weight=args.weight)
     if args.json:
         print(json.dumps(result))
         return 0
     low, high = result["interval95"]
-    print(f"{result['n']} formulas: A {result['exprate_a']:.2%} ({args.a}), B {result['exprate_b']:.2%} ({args.b})")
+    at = "" if args.weight is None else f", both ranked with the rescorer's weight {args.weight:g}"
+    print(f"{result['n']} formulas: A {result['exprate_a']:.2%} ({args.a}), B {result['exprate_b']:.2%} ({args.b}){at}")
     print(f"B - A: {result['difference'] * 100:+.2f} points (95 % bootstrap interval {low * 100:+.2f} to "
           f"{high * 100:+.2f}); B right where A is wrong: {result['gained']}, the reverse: {result['lost']}")
     verdict = "a difference at the 5 % level" if result["p_value"] < 0.05 else "no evidence of a difference at 5 %"
@@ -462,6 +478,9 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
                                  "which formulas B gains and loses, and whether the difference is beyond chance")
     cp.add_argument("a", help="the first report (e.g. the shipped model's)")
     cp.add_argument("b", help="the second report (e.g. a candidate's)")
+    cp.add_argument("--weight", type=float, metavar="W",
+                    help="rank both reports' pooled candidates again with this weight for the rescorer first "
+                         "(reports of --rescore-with and --rescore-weights; default: the answers as reported)")
     cp.add_argument("--show", type=int, default=10, help="how many gained and lost ids to list")
     cp.add_argument("--json", action="store_true", help="print one JSON object")
     cp.set_defaults(func=cmd_evaluate_compare)

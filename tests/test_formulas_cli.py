@@ -168,6 +168,38 @@ def test_compare_pairs_two_reports_by_formula_and_refuses_different_formulas(mod
     assert code == 2 and "is not JSON" in out.err
 
 
+def test_compare_ranks_both_reports_again_at_the_weight_asked(tmp_path, capsys):
+    def report(path, examples):
+        path.write_text(json.dumps({"scores": {}, "examples": [
+            {"id": i, "truth": truth, "prediction": "", "errors": 0,
+             "candidates": [{"tokens": t, "agreements": pair} for t, pair in candidates]}
+            for i, truth, candidates in examples]}))
+        return str(path)
+
+    # A reads x1 right only with the rescorer (weight 1), B reads x2 right only with it
+    a = report(tmp_path / "a.json", [("x1", "a", [("a", [-1.0, -3.0]), ("c", [-0.5, -5.0])]),
+                                     ("x2", "b", [("b", [-1.0, -1.0])])])
+    b = report(tmp_path / "b.json", [("x1", "a", [("a", [-0.2, -0.2])]),
+                                     ("x2", "b", [("b", [-2.0, -0.1]), ("d", [-1.0, -3.0])])])
+    code, out = run_cli(["evaluate", "compare", a, b, "--json"], capsys)  # as reported: both all right
+    assert code == 0 and json.loads(out.out)["gained"] == json.loads(out.out)["lost"] == 0
+    code, out = run_cli(["evaluate", "compare", a, b, "--json", "--weight", "0"], capsys)
+    result = json.loads(out.out)
+    assert (result["gained_ids"], result["lost_ids"]) == (["x1"], ["x2"])
+    assert result["exprate_a"] == result["exprate_b"] == 0.5
+    code, out = run_cli(["evaluate", "compare", a, b, "--json", "--weight", "1"], capsys)
+    assert json.loads(out.out)["exprate_a"] == json.loads(out.out)["exprate_b"] == 1.0
+    code, out = run_cli(["evaluate", "compare", a, b, "--weight", "0.75"], capsys)
+    assert code == 0 and "ranked with the rescorer's weight 0.75" in out.out
+    # a report without pooled candidates (one model, or no --rescore-weights) cannot be ranked again
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps({"examples": [{"id": i, "truth": t, "errors": 0} for i, t in (("x1", "a"), ("x2", "b"))]}))
+    code, out = run_cli(["evaluate", "compare", a, str(bare), "--weight", "0.75"], capsys)
+    assert code == 2 and "report B: 2 examples without pooled candidates" in out.err
+    code, out = run_cli(["evaluate", "compare", a, str(bare)], capsys)
+    assert code == 0
+
+
 def test_training_command_trains_exports_and_resumes(inkml_dir, tmp_path, capsys):
     from mathocr.formula_decode import FormulaRecognizer
     from training.formulas import main
