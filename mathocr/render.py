@@ -13,6 +13,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
+from mathocr.photo import flatten_paper
+
 # Above this many pixels an upload is refused before it is decoded (a 12,000 x 12,000 scan).
 MAX_UPLOAD_PIXELS = 150_000_000
 # Uploads are shrunk to at most this side before any processing.
@@ -211,8 +213,10 @@ def load_image(data: bytes) -> Image.Image:
     return paper_image(image)
 
 
-def paper_image(image: Image.Image) -> Image.Image:
-    """Any PIL image (RGB, RGBA, palette, 16-bit...) as grayscale with white paper and dark ink."""
+def paper_image(image: Image.Image, flatten: bool = True) -> Image.Image:
+    """Any PIL image (RGB, RGBA, palette, 16-bit...) as grayscale with white paper and dark ink;
+    with ``flatten``, a photo's uneven, gray paper made white (``photo.flatten_paper``; clean paper
+    is left alone)."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -223,12 +227,21 @@ def paper_image(image: Image.Image) -> Image.Image:
         arr = (arr - arr.min()) / span * 255 if span else np.full_like(arr, 255)
         image = Image.fromarray(arr.astype(np.uint8))
     gray = image.convert("L")
-    arr = np.asarray(gray)
-    # the paper is the majority: judge light or dark by the border pixels
-    border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
-    if np.median(border) < 128:
+    if not light_paper(np.asarray(gray)):
         gray = ImageOps.invert(gray)
-    return gray
+    return flatten_paper(gray) if flatten else gray
+
+
+def light_paper(arr: np.ndarray) -> bool:
+    """Whether the paper of a grayscale picture is lighter than its ink: whether the median of its
+    border (the paper, where the writing does not reach the edge) is nearer the light end of the
+    picture's range than the dark end. A dim photo of paper (paper 110, ink 30) is light paper,
+    chalk on a board is not. Without contrast to judge by: light when the border is 128 or more."""
+    low, high = np.percentile(arr, [1, 99])
+    border = float(np.median(np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])))
+    if high - low < 16:
+        return border >= 128
+    return high - border <= border - low
 
 
 def fit_bitmap(
