@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import zlib
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
@@ -65,13 +66,27 @@ def picture_image(picture: Image.Image, size: int = DEFAULT_SIZE, pen_normalise:
 
 
 def _draw_symbol(strokes: Sequence[np.ndarray], size: int, picture: tuple[int, float] | None,
-                 pen_normalise: bool) -> np.ndarray:
+                 pen_normalise: bool, photo_seed: int | None = None, flatten: bool = True) -> np.ndarray:
     """``symbol_image``, or with ``picture`` (side, pen width in pixels) the strokes drawn as a
-    square picture that size and read as an upload is (``picture_image``)."""
+    square picture that size and read as an upload is (``picture_image``); with ``photo_seed`` too,
+    the picture made a phone's photo of paper first (``photo.simulated_photo``) and read as an
+    uploaded file is (``render.paper_image``; its paper flattened unless ``flatten`` is False)."""
     if picture is None:
         return symbol_image(strokes, size)
     side, pen = picture
-    return picture_image(render_strokes(strokes, side, side, stroke_width=pen), size, pen_normalise)
+    image = render_strokes(strokes, side, side, stroke_width=pen)
+    if photo_seed is not None:
+        from mathocr.photo import simulated_photo
+        from mathocr.render import paper_image
+
+        from mathocr.render import ImageError
+
+        image = paper_image(simulated_photo(image, np.random.default_rng(photo_seed)), flatten=flatten)
+        try:
+            return picture_image(image, size, pen_normalise)
+        except ImageError:  # what a user would be told (no ink found): a blank input, a miss
+            return np.zeros((size, size), np.float32)
+    return picture_image(image, size, pen_normalise)
 
 
 # known (1/0), log(height / expression scale), log(width / expression scale), vertical offset of
@@ -125,14 +140,17 @@ class SymbolSet:
 
 
 def _render_file(job: tuple) -> tuple[list[np.ndarray], list[str], list[np.ndarray]]:
-    path, size, picture, pen_normalise = job
+    path, size, picture, pen_normalise, photo, flatten = job
     images, labels, contexts = [], [], []
     for ink in iter_inkml([path], ReadReport()):
         symbols = [(s, ink.symbol_strokes(s)) for s in ink.symbols]
         symbols = [(s, strokes) for s, strokes in symbols if any(len(stroke) for stroke in strokes)]
         context = symbol_context([strokes for _, strokes in symbols])
-        for (symbol, strokes), row in zip(symbols, context):
-            images.append(np.round(_draw_symbol(strokes, size, picture, pen_normalise) * 255).astype(np.uint8))
+        for n, ((symbol, strokes), row) in enumerate(zip(symbols, context)):
+            # a photo's randomness from the file's name and the symbol's place in it: the same in any worker
+            seed = zlib.crc32(f"{Path(path).name}:{n}".encode()) if photo else None
+            image = _draw_symbol(strokes, size, picture, pen_normalise, seed, flatten)
+            images.append(np.round(image * 255).astype(np.uint8))
             labels.append(normalize_symbol(symbol.label))
             contexts.append(row)
     return images, labels, contexts
@@ -140,10 +158,14 @@ def _render_file(job: tuple) -> tuple[list[np.ndarray], list[str], list[np.ndarr
 
 def render_symbol_files(paths: Iterable[str | os.PathLike], size: int = DEFAULT_SIZE, workers: int | None = None,
                         progress: Callable[[int, int], None] | None = None, picture: tuple[int, float] | None = None,
-                        pen_normalise: bool = True) -> SymbolSet:
+                        pen_normalise: bool = True, photo: bool = False, flatten: bool = True) -> SymbolSet:
     """Render every symbol of every InkML file (unusable files are skipped). With ``picture``
-    (side, pen width in pixels) each is drawn as a square picture and read as an upload instead."""
-    jobs = [(str(p), size, picture, pen_normalise) for p in paths]
+    (side, pen width in pixels) each is drawn as a square picture and read as an upload instead;
+    with ``photo`` too, as a simulated phone photo of that picture (see ``_draw_symbol``; ``flatten``
+    False: its paper not flattened)."""
+    if photo and picture is None:
+        raise ValueError("photos are made from pictures: give --as-picture SIDE,PEN with --as-photo")
+    jobs = [(str(p), size, picture, pen_normalise, photo, flatten) for p in paths]
     workers = workers or min(2, os.cpu_count() or 1)
     images, labels, sources, contexts = [], [], [], []
 

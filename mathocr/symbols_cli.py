@@ -32,7 +32,8 @@ def cmd_evaluate_symbols(args) -> int:
     recognizer = _recognizer(args.model)
     recognizer.pen_normalise = not args.no_pen_normalise
     start = time.perf_counter()
-    symbols = render_symbol_files(files, recognizer.size, picture=args.as_picture, pen_normalise=recognizer.pen_normalise)
+    symbols = render_symbol_files(files, recognizer.size, picture=args.as_picture, pen_normalise=recognizer.pen_normalise,
+                                  photo=args.as_photo, flatten=not args.no_flatten)
     render_seconds = time.perf_counter() - start
     if len(symbols) == 0:
         raise ValueError(f"the {len(files)} InkML files under {directory} hold no segmented symbols")
@@ -47,6 +48,7 @@ def cmd_evaluate_symbols(args) -> int:
         summary.update(inkml_dir=str(directory), files=len(files), model=str(recognizer.directory),
                        picture=list(args.as_picture) if args.as_picture else None,
                        pen_normalise=recognizer.pen_normalise,
+                       photo={"flatten": not args.no_flatten} if args.as_photo else None,
                        confusions=[list(c) for c in evaluation.confusions[: args.top]])
         print(json.dumps(summary))
         return 0
@@ -54,8 +56,10 @@ def cmd_evaluate_symbols(args) -> int:
     print(f"model: {recognizer.directory}")
     if args.as_picture:
         side, pen = args.as_picture
-        print(f"each drawn as a {side}-pixel square picture with a {pen:g}-pixel pen, read as an upload "
-              f"({'pen normalised' if recognizer.pen_normalise else 'pen as drawn'})")
+        print(f"each drawn as a {side}-pixel square picture with a {pen:g}-pixel pen, "
+              + (f"made a phone's photo ({'paper flattened' if not args.no_flatten else 'paper as photographed'}), "
+                 if args.as_photo else "")
+              + f"read as an upload ({'pen normalised' if recognizer.pen_normalise else 'pen as drawn'})")
     print(f"top-1 {evaluation.top1:.2%}   top-5 {evaluation.top5:.2%}"
           + ("   (with each symbol's size and place in its expression)" if evaluation.context else ""))
     print(f"model time {evaluation.ms_per_symbol:.3f} ms per symbol (batches of {evaluation.batch_size}); "
@@ -122,6 +126,11 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     evaluate.add_argument("--as-picture", type=picture_size, metavar="HEIGHT,PEN",
                           help="draw each symbol as a picture HEIGHT pixels square with a PEN pixels wide and read it "
                                "as an upload (a photo's or scan's path through the model; no context)")
+    evaluate.add_argument("--as-photo", action="store_true",
+                          help="with --as-picture: make each picture a phone's photo of paper (gray, unevenly lit, "
+                               "noisy, a JPEG) and read it as an uploaded file is")
+    evaluate.add_argument("--no-flatten", action="store_true",
+                          help="read photos without flattening their paper (to measure what flattening gains)")
     evaluate.add_argument("--no-pen-normalise", action="store_true",
                           help="read pictures with their own stroke width (to measure what normalising it gains)")
     evaluate.set_defaults(func=cmd_evaluate_symbols)
