@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every test. First use creates .venv, installs requirements-dev.txt, and installs Debian's
 # chromium (browser tests) and texlive + dvipng (typeset formulas). Tests that need CROHME run when MATHOCR_DATA points at it.
-# Extra arguments go to pytest (./test.sh -m "not browser" skips the browser tests).
+# Extra arguments go to pytest (./test.sh -m "not browser" skips the browser tests; the tests run in parallel,
+# one worker per CPU as pyproject.toml says, and -n 0 runs them in one process).
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/venv.sh

@@ -466,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         history = model.fit(train_ds, steps_per_epoch=steps, validation_data=val_ds,
                             epochs=args.epochs, initial_epoch=initial_epoch, callbacks=callbacks,
-                            verbose=args.verbose)
+                            verbose=args.verbose, shuffle=False)  # the batches are shuffled where they are made
     except BaseException as err:
         run.update_status(state="stopped" if isinstance(err, KeyboardInterrupt) else "failed", error=repr(err))
         raise
