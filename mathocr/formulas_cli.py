@@ -114,13 +114,14 @@ def pooled_candidates(report: dict) -> list[tuple[list[list[str]], list[tuple[fl
 
 def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int = 1, progress=None,
                       picture: tuple[int, float] | None = None, rescore_weights: Sequence[float] = (),
-                      known: Sequence[Sequence[str]] | None = None, photo: bool = False,
-                      flatten: bool = True) -> dict:
+                      known: Sequence[Sequence[str]] | None = None, photo: str | None = None,
+                      flatten: bool = True, ruling: bool = True) -> dict:
     """``evaluate_arrays`` on ``InkFormula``s, rendered the way the model was trained; or, with
     ``picture`` (height, pen width in pixels), first drawn as a picture that size and read as an
-    upload is (``input_from_image``). With ``photo`` too, each picture is made a phone's photo of
-    paper (``photo.simulated_photo``, the n-th formula's from seed n) and read the way an uploaded
-    file is (``render.paper_image``; with ``flatten`` False, its paper is not flattened)."""
+    upload is (``input_from_image``). With ``photo`` too (``"plain"`` or ``"ruled"``), each picture is
+    made a phone's photo of that paper (``photo.simulated_photo``, the n-th formula's from seed n, its
+    ruling from seed ``[n, 1]``) and read the way an uploaded file is (``render.paper_image``; with
+    ``flatten`` False, its paper is not flattened; with ``ruling`` False, its ruling is not taken away)."""
     if picture is None:
         if photo:
             raise ValueError("photos are made from pictures: give --as-picture HEIGHT,PEN with --as-photo")
@@ -134,7 +135,9 @@ def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int
         for n, f in enumerate(formulas):
             image = render_strokes(f.strokes, height=height, max_width=40 * height, stroke_width=pen)
             if photo:
-                image = paper_image(simulated_photo(image, np.random.default_rng(n)), flatten=flatten)
+                ruled = np.random.default_rng([n, 1]) if photo == "ruled" else None
+                image = paper_image(simulated_photo(image, np.random.default_rng(n), ruling=ruled), flatten=flatten,
+                                    ruling=ruling)
             try:
                 arrays.append(recognizer.input_from_image(image))
             except ImageError:  # what a user would be told (e.g. no ink found): read as a blank, a miss
@@ -278,11 +281,13 @@ def cmd_evaluate_formulas(args) -> int:
         if not formulas:
             raise ValueError(f"no readable formulas in {source}")
         report = evaluate_formulas(recognizer, formulas, args.beam, args.batch_size, progress, args.as_picture,
-                                   args.rescore_weights, known, args.as_photo, not args.no_flatten)
+                                   args.rescore_weights, known, args.as_photo, not args.no_flatten,
+                                   not args.keep_ruling)
     scores = report["scores"]
     scores.update(source=source, model=str(args.model or "models/formulas"),
                   picture=list(args.as_picture) if args.as_picture else None, pen_normalise=recognizer.pen_normalise,
-                  photo={"flatten": not args.no_flatten} if args.as_photo else None,
+                  photo={"paper": args.as_photo, "flatten": not args.no_flatten,
+                         "remove_ruling": not args.no_flatten and not args.keep_ruling} if args.as_photo else None,
                   rescore={"model": args.rescore_with or "config.json",
                            "weight": recognizer.rescore_weight} if recognizer.rescoring else None)
     if args.out:
@@ -472,11 +477,13 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     ev.add_argument("--as-picture", type=picture_size, metavar="HEIGHT,PEN",
                     help="InkML: draw each formula as a picture HEIGHT pixels high with a PEN pixels wide and read it "
                          "as an upload (a photo's or scan's path through the model)")
-    ev.add_argument("--as-photo", action="store_true",
+    ev.add_argument("--as-photo", nargs="?", const="plain", choices=("plain", "ruled"),
                     help="with --as-picture: make each picture a phone's photo of paper (gray, unevenly lit, noisy, "
-                         "a JPEG) and read it as an uploaded file is")
+                         "a JPEG; 'ruled': with ruled lines across it) and read it as an uploaded file is")
     ev.add_argument("--no-flatten", action="store_true",
                     help="read photos without flattening their paper (to measure what flattening gains)")
+    ev.add_argument("--keep-ruling", action="store_true",
+                    help="read photos without taking ruled paper's lines away (to measure what that gains)")
     ev.add_argument("--no-pen-normalise", action="store_true",
                     help="read handwritten pictures with their own stroke width (to measure what normalising it gains)")
     ev.add_argument("--no-brace-balance", action="store_true",

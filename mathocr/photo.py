@@ -10,6 +10,12 @@ fitted to the pixels that are not ink, ink being the dark outliers), divides it 
 the ink back to black; clean paper (a drawing on the canvas, a screenshot, a scan) is left as it
 is. ``simulated_photo`` makes such photos from clean pictures, so that what flattening gains can be
 measured on CROHME (``evaluate formulas --as-picture H,PEN --as-photo``).
+
+Ruled paper adds lines across the whole page, lighter than the ink or as dark; ``fit_bitmap`` would
+crop to them and the model would read them as fraction bars and minus signs. ``remove_ruling``
+finds straight lines, nearly horizontal, that run from one edge of the picture to the other, and
+whitens them except where the writing crosses them or is darker than they are
+(``evaluate formulas --as-photo ruled`` measures it).
 """
 
 from __future__ import annotations
@@ -26,6 +32,20 @@ CLEAN_PAPER = 248
 NOISE_CLEAN = 1.5
 # The surface: every monomial x^i y^j with i + j <= DEGREE (10 terms).
 DEGREE = 3
+# Ruling: lines at most this many degrees from horizontal, each dark (below RULE_DARK) over at least
+# RULE_COVER of the picture's width and reaching within RULE_EDGE of its width of both its edges.
+RULE_MAX_TILT = 3.0
+RULE_DARK = 235
+RULE_COVER = 0.45
+RULE_EDGE = 0.02
+# Writing on a ruling is kept where it is this much darker than the line, where it goes on above or
+# below it (darker than RULE_STROKE three rows beyond the line), or where it lies along the line, the
+# ink there thicker than the line (looking this many rows either side of it).
+RULE_CONTRAST = 40
+RULE_STROKE = 160
+RULE_LOOK = 12
+RULE_ALONG = 6  # columns at least, side by side: writing along a line is a stroke, not a blot
+RULE_SPAN = 50  # the line's gray is the median over this many columns either side
 
 
 def _monomials(h: int, w: int) -> np.ndarray:
@@ -91,17 +111,155 @@ def flatten_paper(gray: Image.Image) -> Image.Image:
     return Image.fromarray(np.round(flat).astype(np.uint8))
 
 
-def simulated_photo(picture: Image.Image, rng: np.random.Generator, jpeg: bool = True) -> Image.Image:
+def ruling_lines(values: np.ndarray) -> tuple[float, list[tuple[int, int]]]:
+    """The ruling of a grayscale picture with white paper (``(h, w)`` array): its slope (rows per
+    column) and its lines, each as the first and last row where it crosses column 0 (rows may lie
+    outside the picture when the line is tilted). No lines: ``(0.0, [])``.
+
+    Every slope up to ``RULE_MAX_TILT`` degrees is tried (coarse, then fine): the dark pixels are
+    counted along each sheared row, and a ruling is a sheared row dark over ``RULE_COVER`` of its
+    length in the picture (at least a third of the width), whose dark pixels reach both ends of it,
+    with the rows beside it dark at least half as often as its darkest row (its blurred edges). A fraction bar or a
+    minus sign short of either edge is never taken for one."""
+    h, w = values.shape
+    if w < 32 or h < 4:
+        return 0.0, []
+    dark = values < RULE_DARK
+    edge = max(1, int(RULE_EDGE * w))
+    if not (dark[:, :edge].any() and dark[:, -edge:].any()):  # a ruling reaches both sides
+        return 0.0, []
+    ys, xs = np.nonzero(dark)
+    if len(xs) < RULE_COVER * w / 3:
+        return 0.0, []
+    steepest = np.tan(np.radians(RULE_MAX_TILT))
+    reach = int(np.ceil(steepest * w)) + 1  # rows a sheared row can move: its index never falls outside
+
+    def sheared(slope: float) -> np.ndarray:
+        return ys - np.round(xs * slope).astype(np.int64) + reach
+
+    def counts(slope: float) -> np.ndarray:
+        return np.bincount(sheared(slope), minlength=h + 2 * reach)
+
+    def likeliest(slopes: np.ndarray) -> float:  # the middle of the slopes that line up the most dark pixels
+        peaks = np.array([counts(s).max() for s in slopes])
+        tied = slopes[peaks == peaks.max()]
+        return float(tied[len(tied) // 2])
+
+    coarse = np.linspace(-steepest, steepest, 41)
+    step = coarse[1] - coarse[0]
+    slope = likeliest(np.clip(likeliest(coarse) + np.linspace(-step, step, 21), -steepest, steepest))
+    if abs(slope) * w < 0.5:
+        slope = 0.0
+    row_counts = counts(slope)
+    # each sheared row's length inside the picture, and where it enters and leaves it
+    shift = np.round(np.arange(w) * slope).astype(np.int64)
+    rows = np.arange(h + 2 * reach)[:, None] - reach + shift[None, :]  # (sheared rows, w): the picture's row
+    inside = (rows >= 0) & (rows < h)
+    length = inside.sum(axis=1)
+    enters = np.where(length > 0, inside.argmax(axis=1), 0)
+    leaves = np.where(length > 0, w - 1 - inside[:, ::-1].argmax(axis=1), 0)
+    # a line across a corner (in and out through adjacent edges) is short: it counts beside a long one
+    candidate = np.flatnonzero((length >= max(32, w / 10)) & (row_counts >= RULE_COVER * np.maximum(length, 1)))
+    order = sheared(slope)
+    lines = []
+    for band in np.split(candidate, np.flatnonzero(np.diff(candidate) > 1) + 1) if len(candidate) else []:
+        first, last = int(band[0]), int(band[-1])
+        if last - first > 8:  # thicker than any ruling: writing, not a line
+            continue
+        peak = row_counts[first:last + 1].max()
+        while first > 0 and row_counts[first - 1] >= 0.5 * peak and last - first < 8:
+            first -= 1
+        while last + 1 < len(row_counts) and row_counts[last + 1] >= 0.5 * peak and last - first < 8:
+            last += 1
+        on_line = (order >= first) & (order <= last)
+        core = int(band[len(band) // 2])
+        if xs[on_line].min() <= enters[core] + RULE_EDGE * w and xs[on_line].max() >= leaves[core] - RULE_EDGE * w:
+            lines.append((first - reach, last - reach))
+    if not any(length[first + reach:last + reach + 1].max() >= w / 3 for first, last in lines):
+        return 0.0, []
+    return slope, lines
+
+
+def remove_ruling(gray: Image.Image) -> Image.Image:
+    """``gray`` (an ``"L"`` image with white paper, as ``flatten_paper`` leaves a photo) with the
+    lines of ruled paper whitened (``ruling_lines``), except where the writing is darker than the
+    line (by ``RULE_CONTRAST``), goes on across it (ink three rows beyond it) or lies along it (the
+    ink through the line more than two pixels thicker than the line's own for ``RULE_ALONG`` columns
+    or more: a fraction bar or the bar of a 4 drawn on the line), and so in the two rows either side (the line's blurred edges, or
+    where its rows round the other way). Without a ruling the same image comes back."""
+    values = np.asarray(gray.convert("L"))
+    slope, lines = ruling_lines(values)
+    if not lines:
+        return gray
+    h, w = values.shape
+    out = values.copy()
+    columns = np.arange(w)
+    shift = np.round(columns * slope).astype(np.int64)
+
+    def beyond(row: int) -> np.ndarray:
+        rows = row + shift
+        seen = (rows >= 0) & (rows < h)
+        return seen & (values[np.clip(rows, 0, h - 1), columns] < RULE_STROKE)
+
+    for first, last in lines:
+        band = np.arange(first - 2, last + 3)[:, None] + shift[None, :]  # (rows of the line, w)
+        inside = (band >= 0) & (band < h)
+        cols = np.broadcast_to(columns, band.shape)
+        pixels = values[np.clip(band, 0, h - 1), cols].astype(np.int64)
+        # the line's gray along it: the darkest of its rows in each column, the median of that over
+        # RULE_SPAN columns either side (writing over the line is the rarer, darker part)
+        darkest = np.where(inside[2:-2], pixels[2:-2], 255).min(axis=0).astype(np.float64)
+        darkest[darkest >= RULE_DARK] = np.nan  # the line is not seen there (outside, or too faint)
+        windows = np.lib.stride_tricks.sliding_window_view(np.pad(darkest, RULE_SPAN, constant_values=np.nan),
+                                                           2 * RULE_SPAN + 1)
+        seen = ~np.isnan(windows).all(axis=1)
+        level = np.full(w, 255.0)
+        level[seen] = np.nanmedian(windows[seen], axis=1)
+        crossed = beyond(first - 3) | beyond(last + 3)
+        # how thick the ink is through the line in each column (pixels darker than halfway from the
+        # line's gray to white): the line's own thickness, or more where writing lies along it
+        window = np.arange(first - RULE_LOOK, last + RULE_LOOK + 1)[:, None] + shift[None, :]
+        dark = (window >= 0) & (window < h) & (values[np.clip(window, 0, h - 1), columns] < (level + 255.0) / 2)
+        core = dark[RULE_LOOK:-RULE_LOOK]
+        up = np.cumprod(dark[:RULE_LOOK][::-1], axis=0).sum(axis=0)
+        down = np.cumprod(dark[-RULE_LOOK:], axis=0).sum(axis=0)
+        thick = np.where(core.any(axis=0), core.sum(axis=0) + up + down, 0)
+        typical = float(np.median(thick[thick > 0])) if thick.any() else 0.0
+        along = _long_runs(thick > typical + 2, RULE_ALONG)  # writing, not a blot of the line
+        keep = (pixels < level[None, :] - RULE_CONTRAST) | (crossed | along)[None, :]
+        whiten = inside & ~keep
+        out[band[whiten], cols[whiten]] = 255
+    return Image.fromarray(out)
+
+
+def _long_runs(mask: np.ndarray, shortest: int) -> np.ndarray:
+    """``mask`` (1-D, bool) without its runs of True shorter than ``shortest``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], mask, [False]]).astype(np.int8)))
+    out = np.zeros_like(mask)
+    for start, stop in zip(edges[::2], edges[1::2]):
+        if stop - start >= shortest:
+            out[start:stop] = True
+    return out
+
+
+def simulated_photo(picture: Image.Image, rng: np.random.Generator, jpeg: bool = True,
+                    ruling: np.random.Generator | None = None) -> Image.Image:
     """A phone's photo of ``picture`` (white paper, black ink): paper all round it (a quarter of its
     height), the paper gray (140-230) and the ink dark gray (15-90), lit by a gradient across the
     page (up to 35 % darker on one side) and a soft vignette, blurred a little, with sensor noise
-    (standard deviation 2-8) and, with ``jpeg``, saved as a JPEG of quality 50-90."""
+    (standard deviation 2-8) and, with ``jpeg``, saved as a JPEG of quality 50-90.
+
+    With ``ruling`` (a generator of its own, so that the photo is otherwise the same), the paper is
+    ruled: lines across the page every 0.5-1.5 of the picture's height, 1-3 pixels thick (at a
+    height of 150), 20-60 % as dark as the ink, tilted up to 1.5 degrees, under the ink."""
     picture = picture.convert("L")
     pad = max(4, picture.size[1] // 4)
     page = Image.new("L", (picture.size[0] + 2 * pad, picture.size[1] + 2 * pad), 255)
     page.paste(picture, (pad, pad))
     ink = 1.0 - np.asarray(page, np.float64) / 255.0
     h, w = ink.shape
+    if ruling is not None:
+        ink = np.maximum(ink, _ruled(h, w, picture.size[1], ruling))
     paper, pen = rng.uniform(140, 230), rng.uniform(15, 90)
     values = paper - (paper - pen) * ink
     ys, xs = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
@@ -120,3 +278,15 @@ def simulated_photo(picture: Image.Image, rng: np.random.Generator, jpeg: bool =
         image = Image.open(io.BytesIO(buffer.getvalue()))
         image.load()
     return image
+
+
+def _ruled(h: int, w: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A page's ruling as ink (0-1): lines every 0.5-1.5 ``height``, tilted up to 1.5 degrees."""
+    spacing = rng.uniform(0.5, 1.5) * height
+    thickness = max(1.0, rng.uniform(0.007, 0.02) * height)
+    darkness = rng.uniform(0.2, 0.6)
+    slope = np.tan(np.radians(rng.uniform(-1.5, 1.5)))
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    along = ys - slope * xs - rng.uniform(0, spacing)  # distance down from a line, measured upright
+    apart = np.abs((along + spacing / 2) % spacing - spacing / 2)
+    return np.where(apart <= thickness / 2, darkness, 0.0)

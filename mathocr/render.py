@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
-from mathocr.photo import flatten_paper
+from mathocr.photo import flatten_paper, remove_ruling
 
 # Above this many pixels an upload is refused before it is decoded (a 12,000 x 12,000 scan).
 MAX_UPLOAD_PIXELS = 150_000_000
@@ -213,10 +213,11 @@ def load_image(data: bytes) -> Image.Image:
     return paper_image(image)
 
 
-def paper_image(image: Image.Image, flatten: bool = True) -> Image.Image:
+def paper_image(image: Image.Image, flatten: bool = True, ruling: bool = True) -> Image.Image:
     """Any PIL image (RGB, RGBA, palette, 16-bit...) as grayscale with white paper and dark ink;
     with ``flatten``, a photo's uneven, gray paper made white (``photo.flatten_paper``; clean paper
-    is left alone)."""
+    is left alone) and, with ``ruling`` too, ruled paper's lines taken away (``photo.remove_ruling``;
+    a picture without them is left alone)."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -229,7 +230,10 @@ def paper_image(image: Image.Image, flatten: bool = True) -> Image.Image:
     gray = image.convert("L")
     if not light_paper(np.asarray(gray)):
         gray = ImageOps.invert(gray)
-    return flatten_paper(gray) if flatten else gray
+    if not flatten:
+        return gray
+    flat = flatten_paper(gray)
+    return remove_ruling(flat) if ruling else flat
 
 
 def light_paper(arr: np.ndarray) -> bool:

@@ -91,12 +91,15 @@ def test_evaluate_reads_inkml_drawn_as_pictures(model_dir, inkml_dir, capsys):
     assert scores[True]["pen_normalise"] is False and scores[False]["n"] == len(SYNTHETIC)
     code, out = run_cli(args, capsys)
     assert json.loads(out.out)["picture"] is None and scores[False]["photo"] is None
-    for flags in (["--as-photo"], ["--as-photo", "--no-flatten"]):
+    for flags in (["--as-photo"], ["--as-photo", "--no-flatten"], ["--as-photo", "ruled"],
+                  ["--as-photo", "ruled", "--keep-ruling"]):
         code, out = run_cli(args + ["--as-picture", "150,12", *flags], capsys)
         assert code == 0
         photo = json.loads(out.out)
-        assert photo["photo"] == {"flatten": "--no-flatten" not in flags} and photo["n"] == len(SYNTHETIC)
-        assert 0 <= photo["unreadable"] <= photo["n"] and KEYS <= set(photo)
+        flattened = "--no-flatten" not in flags
+        assert photo["photo"] == {"paper": "ruled" if "ruled" in flags else "plain", "flatten": flattened,
+                                  "remove_ruling": flattened and "--keep-ruling" not in flags}
+        assert 0 <= photo["unreadable"] <= photo["n"] == len(SYNTHETIC) and KEYS <= set(photo)
     code, out = run_cli(args + ["--as-photo"], capsys)
     assert code == 2 and "--as-picture" in out.err
     with pytest.raises(SystemExit) as exit_info:
