@@ -33,7 +33,7 @@ def cmd_evaluate_symbols(args) -> int:
     recognizer.pen_normalise = not args.no_pen_normalise
     start = time.perf_counter()
     symbols = render_symbol_files(files, recognizer.size, picture=args.as_picture, pen_normalise=recognizer.pen_normalise,
-                                  photo=args.as_photo, flatten=not args.no_flatten)
+                                  photo=args.as_photo, flatten=not args.no_flatten, ruling=not args.keep_ruling)
     render_seconds = time.perf_counter() - start
     if len(symbols) == 0:
         raise ValueError(f"the {len(files)} InkML files under {directory} hold no segmented symbols")
@@ -48,7 +48,8 @@ def cmd_evaluate_symbols(args) -> int:
         summary.update(inkml_dir=str(directory), files=len(files), model=str(recognizer.directory),
                        picture=list(args.as_picture) if args.as_picture else None,
                        pen_normalise=recognizer.pen_normalise,
-                       photo={"flatten": not args.no_flatten} if args.as_photo else None,
+                       photo={"paper": args.as_photo, "flatten": not args.no_flatten,
+                              "remove_ruling": not args.no_flatten and not args.keep_ruling} if args.as_photo else None,
                        confusions=[list(c) for c in evaluation.confusions[: args.top]])
         print(json.dumps(summary))
         return 0
@@ -57,7 +58,9 @@ def cmd_evaluate_symbols(args) -> int:
     if args.as_picture:
         side, pen = args.as_picture
         print(f"each drawn as a {side}-pixel square picture with a {pen:g}-pixel pen, "
-              + (f"made a phone's photo ({'paper flattened' if not args.no_flatten else 'paper as photographed'}), "
+              + (f"made a phone's photo of {args.as_photo} paper "
+                 f"({'paper flattened' if not args.no_flatten else 'paper as photographed'}"
+                 f"{', lines kept' if args.as_photo == 'ruled' and args.keep_ruling else ''}), "
                  if args.as_photo else "")
               + f"read as an upload ({'pen normalised' if recognizer.pen_normalise else 'pen as drawn'})")
     print(f"top-1 {evaluation.top1:.2%}   top-5 {evaluation.top5:.2%}"
@@ -126,11 +129,13 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     evaluate.add_argument("--as-picture", type=picture_size, metavar="HEIGHT,PEN",
                           help="draw each symbol as a picture HEIGHT pixels square with a PEN pixels wide and read it "
                                "as an upload (a photo's or scan's path through the model; no context)")
-    evaluate.add_argument("--as-photo", action="store_true",
+    evaluate.add_argument("--as-photo", nargs="?", const="plain", choices=("plain", "ruled"),
                           help="with --as-picture: make each picture a phone's photo of paper (gray, unevenly lit, "
-                               "noisy, a JPEG) and read it as an uploaded file is")
+                               "noisy, a JPEG; 'ruled': with ruled lines across it) and read it as an uploaded file is")
     evaluate.add_argument("--no-flatten", action="store_true",
                           help="read photos without flattening their paper (to measure what flattening gains)")
+    evaluate.add_argument("--keep-ruling", action="store_true",
+                          help="read photos without taking ruled paper's lines away (to measure what that gains)")
     evaluate.add_argument("--no-pen-normalise", action="store_true",
                           help="read pictures with their own stroke width (to measure what normalising it gains)")
     evaluate.set_defaults(func=cmd_evaluate_symbols)

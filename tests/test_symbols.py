@@ -232,13 +232,18 @@ def test_evaluate_command_reads_inkml_drawn_as_pictures(trained_run, symbol_dirs
     assert main(args[:-2]) == 0 and json.loads(capsys.readouterr().out)["picture"] is None
     assert main(args[:-3] + ["--as-picture", "150,12"]) == 0
     assert "150-pixel square picture with a 12-pixel pen" in capsys.readouterr().out
-    for flags in (["--as-photo"], ["--as-photo", "--no-flatten"]):
+    for flags in (["--as-photo"], ["--as-photo", "--no-flatten"], ["--as-photo", "ruled"],
+                  ["--as-photo", "ruled", "--keep-ruling"]):
         assert main(args + flags) == 0
         photo = json.loads(capsys.readouterr().out)
-        assert photo["photo"] == {"flatten": "--no-flatten" not in flags} and photo["n"] == symbol_dirs["counts"]["test"]
-        assert 0 <= photo["top1"] <= photo["top5"] <= 1
+        flattened = "--no-flatten" not in flags
+        assert photo["photo"] == {"paper": "ruled" if "ruled" in flags else "plain", "flatten": flattened,
+                                  "remove_ruling": flattened and "--keep-ruling" not in flags}
+        assert photo["n"] == symbol_dirs["counts"]["test"] and 0 <= photo["top1"] <= photo["top5"] <= 1
     assert main(args[:-3] + ["--as-picture", "150,12", "--as-photo"]) == 0
-    assert "made a phone's photo (paper flattened)" in capsys.readouterr().out
+    assert "made a phone's photo of plain paper (paper flattened)" in capsys.readouterr().out
+    assert main(args[:-3] + ["--as-picture", "150,12", "--as-photo", "ruled", "--keep-ruling"]) == 0
+    assert "made a phone's photo of ruled paper (paper flattened, lines kept)" in capsys.readouterr().out
     assert main(args[:-2] + ["--as-photo"]) == 2 and "--as-picture" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(args[:-1] + ["tall"])
