@@ -83,8 +83,10 @@ def flatten_paper(gray: Image.Image) -> Image.Image:
     """``gray`` (an ``"L"`` image with light paper) with its paper made white and even and its ink
     black: the paper's light (``paper_light``) divided out, the noise smoothed (a 3 x 3 median where
     there is any), what is paper set to white, and the ink stretched so that its darkest pixels
-    are black. Clean paper, bright everywhere and without noise, comes back unchanged."""
-    gray = gray.convert("L")
+    are black. Clean paper, bright everywhere and without noise, comes back unchanged (the same
+    image, when it is already ``"L"``)."""
+    if gray.mode != "L":
+        gray = gray.convert("L")
     light = paper_light(gray)
     w, h = gray.size
     surface = Image.fromarray(np.clip(light, 1.0, 255.0).astype(np.float32), mode="F").resize((w, h), Image.BILINEAR)

@@ -186,11 +186,12 @@ def strokes_from_fabric(json_data: dict | None) -> list[np.ndarray]:
     return strokes
 
 
-def load_image(data: bytes) -> Image.Image:
+def load_image(data: bytes, report: dict | None = None) -> Image.Image:
     """Decode an uploaded file into a paper-like grayscale image (white background, dark ink).
 
     Transparent areas become white; a light-on-dark image (chalk, a dark-mode screenshot) is
-    inverted. Raises ``ImageError`` with a message a user can act on.
+    inverted; a photo's paper is flattened and ruled lines taken away (``paper_image``, which fills
+    ``report``). Raises ``ImageError`` with a message a user can act on.
     """
     if not data:
         raise ImageError("the file is empty")
@@ -210,14 +211,16 @@ def load_image(data: bytes) -> Image.Image:
     image = ImageOps.exif_transpose(image)
     if max(image.size) > MAX_WORKING_SIDE:
         image.thumbnail((MAX_WORKING_SIDE, MAX_WORKING_SIDE), Image.Resampling.LANCZOS)
-    return paper_image(image)
+    return paper_image(image, report=report)
 
 
-def paper_image(image: Image.Image, flatten: bool = True, ruling: bool = True) -> Image.Image:
+def paper_image(image: Image.Image, flatten: bool = True, ruling: bool = True,
+                report: dict | None = None) -> Image.Image:
     """Any PIL image (RGB, RGBA, palette, 16-bit...) as grayscale with white paper and dark ink;
     with ``flatten``, a photo's uneven, gray paper made white (``photo.flatten_paper``; clean paper
     is left alone) and, with ``ruling`` too, ruled paper's lines taken away (``photo.remove_ruling``;
-    a picture without them is left alone)."""
+    a picture without them is left alone). ``report``, if given, is filled with what was done:
+    ``inverted``, ``flattened`` and ``ruling_removed`` (each true or false)."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -228,12 +231,19 @@ def paper_image(image: Image.Image, flatten: bool = True, ruling: bool = True) -
         arr = (arr - arr.min()) / span * 255 if span else np.full_like(arr, 255)
         image = Image.fromarray(arr.astype(np.uint8))
     gray = image.convert("L")
-    if not light_paper(np.asarray(gray)):
+    done = {"inverted": not light_paper(np.asarray(gray)), "flattened": False, "ruling_removed": False}
+    if done["inverted"]:
         gray = ImageOps.invert(gray)
-    if not flatten:
-        return gray
-    flat = flatten_paper(gray)
-    return remove_ruling(flat) if ruling else flat
+    out = gray
+    if flatten:
+        out = flatten_paper(gray)
+        done["flattened"] = out is not gray
+        if ruling:
+            flat, out = out, remove_ruling(out)
+            done["ruling_removed"] = out is not flat
+    if report is not None:
+        report.update(done)
+    return out
 
 
 def light_paper(arr: np.ndarray) -> bool:

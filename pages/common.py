@@ -87,12 +87,22 @@ def ink_input(key: str, height: int = 280, width: int = 280, stroke_width: int =
     uploaded = st.file_uploader(upload_label, type=UPLOAD_TYPES, key=f"{key}_upload")
     if uploaded is None:
         return InkInput(source="upload")
+    report = {}
     try:
-        picture = load_image(uploaded.getvalue())
+        picture = load_image(uploaded.getvalue(), report)
     except ImageError as err:
         return InkInput(source="upload", error=f"{uploaded.name}: {err}")
     st.image(picture, caption=f"{uploaded.name} ({picture.width} x {picture.height})", width=min(width, picture.width))
+    done = [what for key, what in CLEANING.items() if report.get(key)]
+    if done:
+        st.caption("Before reading it: " + "; ".join(done) + ".")
     return InkInput(picture=picture, source="upload")
+
+
+# What ``render.paper_image`` may do to an upload, as a user is told it
+CLEANING = {"inverted": "light ink on a dark ground inverted",
+            "flattened": "the photo's gray, unevenly lit paper made white",
+            "ruling_removed": "ruled lines taken away"}
 
 
 def model_directory(kind: str, env_var: str, quiet: bool = False) -> str:

@@ -23,7 +23,10 @@ def model_input(image: Image.Image) -> np.ndarray:
 
 def test_clean_paper_is_left_exactly_as_it_is():
     clean = formula_picture()
-    assert np.array_equal(np.asarray(flatten_paper(clean)), np.asarray(clean))
+    assert flatten_paper(clean) is clean and remove_ruling(clean) is clean  # nothing done, nothing copied
+    report = {}
+    assert np.array_equal(np.asarray(paper_image(clean, report=report)), np.asarray(clean))
+    assert report == {"inverted": False, "flattened": False, "ruling_removed": False}
     assert np.array_equal(np.asarray(paper_image(clean.convert("RGB"))), np.asarray(clean))
     bar = np.full((40, 60), 255, np.uint8)
     bar[15:25, 10:50] = 0  # a thick stroke that fills a sixth of the picture is ink, not shadow

@@ -92,6 +92,29 @@ def test_an_uploaded_picture_gives_candidates(model_dir, monkeypatch, fmt, mode,
     assert len(at.code) == 5
 
 
+def test_an_upload_says_what_was_done_to_it_before_reading(model_dir, monkeypatch):
+    import numpy as np
+
+    from fixtures import glyph
+    from mathocr.photo import simulated_photo
+    from mathocr.render import render_strokes
+
+    paper = render_strokes(glyph("+"), 300, 300, stroke_width=10)
+    said = {}
+    for name, image in (("clean.png", paper),
+                        ("photo.png", simulated_photo(paper, np.random.default_rng(0))),
+                        ("ruled.png", simulated_photo(paper, np.random.default_rng(0), ruling=np.random.default_rng(1)))):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        at = symbols_page(model_dir, monkeypatch)
+        _upload(at, name, buffer.getvalue(), "image/png")
+        assert not at.exception and not at.error and len(at.code) == 5
+        said[name] = " ".join(c.value for c in at.caption if c.value.startswith("Before reading it"))
+    assert said["clean.png"] == ""
+    assert "paper made white" in said["photo.png"] and "ruled lines" not in said["photo.png"]
+    assert "paper made white" in said["ruled.png"] and "ruled lines taken away" in said["ruled.png"]
+
+
 def test_a_file_that_is_not_an_image_gives_a_clear_message(model_dir, monkeypatch):
     at = symbols_page(model_dir, monkeypatch)
     _upload(at, "notes.png", b"these are not the pixels you are looking for", "image/png")
