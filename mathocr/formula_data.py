@@ -25,7 +25,8 @@ from PIL import Image
 from mathocr import data as data_mod
 from mathocr.inkml import InkMLError, read_inkml
 from mathocr.latex import Vocabulary, normalize_tokens, tokenize_latex
-from mathocr.render import augment_strokes, elastic_strokes, fit_bitmap, ink_array, render_strokes
+from mathocr.render import (PEN_CHANNELS, augment_strokes, elastic_strokes, fit_bitmap, ink_array, pen_channels,
+                            render_strokes)
 
 HEIGHT = 48
 MAX_WIDTH = 448
@@ -91,6 +92,32 @@ def render_formula(strokes, height: int = HEIGHT, max_width: int = MAX_WIDTH,
                    stroke_width: float = STROKE_WIDTH) -> Image.Image:
     """The bitmap a formula model reads, from pen strokes (canvas or InkML)."""
     return render_strokes(strokes, height=height, max_width=max_width, stroke_width=stroke_width)
+
+
+def formula_input(strokes, height: int = HEIGHT, max_width: int = MAX_WIDTH, stroke_width: float = STROKE_WIDTH,
+                  pen: bool = False) -> np.ndarray:
+    """What a formula model reads from pen strokes: the ink ``(h, w)`` of ``render_formula``; with
+    ``pen``, also what the pen did there, ``(h, w, 4)``: the ink and ``render.pen_channels``."""
+    ink = ink_array(render_formula(strokes, height, max_width, stroke_width))
+    if not pen:
+        return ink
+    return np.concatenate([ink[..., None], pen_channels(strokes, ink, max_width=max_width,
+                                                        stroke_width=stroke_width)], -1)
+
+
+def with_channels(array: np.ndarray, channels: int) -> np.ndarray:
+    """A model input ``(h, w)`` or ``(h, w, c)`` as a model with ``channels`` input channels reads
+    it: the ink alone ``(h, w)`` for one channel (what else there is dropped); the ink and what the
+    pen did ``(h, w, channels)``, zero where it is not known (a picture has no pen strokes)."""
+    if channels == 1:
+        return array if array.ndim == 2 else array[..., 0]
+    ink = array if array.ndim == 2 else array[..., 0]
+    out = np.zeros((*ink.shape, channels), np.float32)
+    out[..., 0] = ink
+    if array.ndim == 3:
+        k = min(channels, array.shape[2])
+        out[..., 1:k] = array[..., 1:k]
+    return out
 
 
 def formula_bitmap(image: Image.Image, height: int = HEIGHT, max_width: int = MAX_WIDTH,
@@ -434,35 +461,44 @@ def fit_into(target: Sequence[np.ndarray], donor: Sequence[np.ndarray], stretch:
 
 
 def augmented_render(strokes, rng: np.random.Generator, height: int = HEIGHT, max_width: int = MAX_WIDTH,
-                     strength: float = 1.0, elastic: float = 0.0) -> np.ndarray:
+                     strength: float = 1.0, elastic: float = 0.0, pen: bool = False,
+                     pen_dropout: float = 0.0) -> np.ndarray:
     """Another plausible handwriting of the same formula, as a model input ``(h, w)``. ``strength``
     scales the random rotation, slant, stretch and per-stroke shift (1: the default amounts);
     ``elastic`` > 0 first bends the ink by a smooth random field (``render.elastic_strokes``) of an
-    amplitude drawn uniformly up to that fraction of a symbol's size."""
+    amplitude drawn uniformly up to that fraction of a symbol's size. With ``pen``: ``(h, w, 4)``,
+    the ink and what the pen did (``formula_input``), those three channels zero with probability
+    ``pen_dropout`` (so that the model also reads pictures, which have none)."""
     if elastic > 0:
         strokes = elastic_strokes(strokes, rng, amplitude=float(rng.uniform(0.0, elastic)))
     ink = augment_strokes(strokes, rng, rotate_deg=3.0 * strength, shear=0.25 * strength,
                           scale=min(0.15 * strength, 0.5), jitter=0.008 * strength)
-    pen = float(rng.uniform(1.0, 2.4))
     # a random height fraction: the same formula written a little smaller within the frame
     inner = int(round(height * rng.uniform(0.8, 1.0)))
-    image = render_strokes(ink, height=inner, max_width=max_width, stroke_width=pen)
+    width = float(rng.uniform(1.0, 2.4))
+    image = render_strokes(ink, height=inner, max_width=max_width, stroke_width=width)
     arr = ink_array(image)
+    if pen:
+        moved = (pen_channels(ink, arr, max_width=max_width, stroke_width=width) if rng.uniform() >= pen_dropout
+                 else np.zeros((*arr.shape, len(PEN_CHANNELS)), np.float32))
+        arr = np.concatenate([arr[..., None], moved], -1)
     if inner < height:
         top = int(rng.integers(0, height - inner + 1))
-        arr = np.pad(arr, ((top, height - inner - top), (0, 0)))
+        arr = np.pad(arr, ((top, height - inner - top),) + ((0, 0),) * (arr.ndim - 1))
     return arr
 
 
 def pad_batch(images: Sequence[np.ndarray], step: int = WIDTH_STEP, margin: int = 0) -> np.ndarray:
     """Images of one height, left-aligned on blank paper to a common width (a multiple of ``step``,
-    with at least ``margin`` blank columns after the widest), as ``(n, h, w, 1)`` float32."""
+    with at least ``margin`` blank columns after the widest), as ``(n, h, w, 1)`` float32; inputs
+    ``(h, w, c)`` with pen channels (``formula_input``) as ``(n, h, w, c)``."""
     height = images[0].shape[0]
+    channels = images[0].shape[2] if images[0].ndim == 3 else 1
     width = max(im.shape[1] for im in images) + margin
     width = int(np.ceil(width / step) * step)
-    out = np.zeros((len(images), height, width, 1), np.float32)
+    out = np.zeros((len(images), height, width, channels), np.float32)
     for i, im in enumerate(images):
-        out[i, :, : im.shape[1], 0] = im
+        out[i, :, : im.shape[1]] = im.reshape(height, im.shape[1], channels)
     return out
 
 
@@ -526,6 +562,8 @@ class BatchSource:
         self.reverse = reverse
         self.rng = np.random.default_rng(seed)
 
+    channels = 1  # of the images: the ink (with pen channels: 1 + len(PEN_CHANNELS))
+
     def image(self, i: int) -> np.ndarray:
         raise NotImplementedError
 
@@ -565,7 +603,7 @@ class BatchSource:
         prefetching so rendering overlaps training."""
         import tensorflow as tf
 
-        spec = ((tf.TensorSpec((None, self.height, None, 1), tf.float32), tf.TensorSpec((None, None), tf.int32)),
+        spec = ((tf.TensorSpec((None, self.height, None, self.channels), tf.float32), tf.TensorSpec((None, None), tf.int32)),
                 tf.TensorSpec((None, None), tf.int32))
         source = (lambda: iter(self)) if repeat else (lambda: self.one_epoch())
         return tf.data.Dataset.from_generator(source, output_signature=spec).prefetch(4)
@@ -580,8 +618,15 @@ class TrainingBatches(BatchSource):
                  max_width: int = MAX_WIDTH, token_dropout: float = 0.0, augment_strength: float = 1.0,
                  swap_symbols: float = 0.0, pad_margin: int = 0, reverse: bool = False, relabel: float = 0.0,
                  concat: float = 0.0, stack: float = 0.0, script: float = 0.0, synth: float = 0.0,
-                 synth_formulas: Sequence[Sequence[str]] | None = None, elastic: float = 0.0):
+                 synth_formulas: Sequence[Sequence[str]] | None = None, elastic: float = 0.0,
+                 pen: bool = False, pen_dropout: float = 0.0):
         kept = [f for f in formulas if 0 < len(f.tokens) <= max_tokens]
+        # with ``pen``, images ``(h, w, 4)``: the ink and what the pen did (``formula_input``); with
+        # augmentation those three channels are zero in a ``pen_dropout`` share of the examples
+        if not 0 <= pen_dropout <= 1:
+            raise ValueError(f"the pen dropout must be in [0, 1], not {pen_dropout}")
+        self.pen, self.pen_dropout = pen, pen_dropout
+        self.channels = 1 + len(PEN_CHANNELS) if pen else 1
         self.formulas = kept
         self.augment = augment
         self.augment_strength = augment_strength
@@ -631,7 +676,7 @@ class TrainingBatches(BatchSource):
         super().__init__([vocab.encode(f.tokens) for f in kept], widths, vocab, batch_size, seed, height,
                          max_pixels=batch_size * 256, token_dropout=token_dropout, pad_margin=pad_margin,
                          reverse=reverse)
-        self._plain = None if augment else [ink_array(render_formula(f.strokes, height, max_width)) for f in kept]
+        self._plain = None if augment else [formula_input(f.strokes, height, max_width, pen=pen) for f in kept]
         self._lines: dict[int, tuple[float, float]] = {}
         self._joiners = [j for j in JOINERS if j is None or (self.bank and self.bank.instances.get(j) and j in vocab)]
         # the parts of fractions: short formulas without a relation (a numerator is not an equation)
@@ -808,7 +853,7 @@ class TrainingBatches(BatchSource):
                 tokens = tokens + [joiner] + tokens2
             ids = self.vocab.encode(tokens)
             ids = ids[::-1] if self.reverse else ids
-            return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength, self.elastic), ids
+            return self._render(strokes), ids
         if not self.augment:
             return self._plain[i], self.ids[i]
         strokes, tokens = self._written(i)
@@ -816,7 +861,7 @@ class TrainingBatches(BatchSource):
         if tokens != self.formulas[i].tokens:
             ids = self.vocab.encode(tokens)
             ids = ids[::-1] if self.reverse else ids
-        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength, self.elastic), ids
+        return self._render(strokes), ids
 
     def _fraction(self, p: int, j: int, k: int) -> tuple[np.ndarray, list[int]]:
         (top, tokens), (bottom, tokens2) = self._written(j), self._written(k)
@@ -834,7 +879,7 @@ class TrainingBatches(BatchSource):
             tokens = tokens0 + ([joiner] if joiner else []) + tokens
         ids = self.vocab.encode(tokens)
         ids = ids[::-1] if self.reverse else ids
-        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength, self.elastic), ids
+        return self._render(strokes), ids
 
     def _script(self, p: int, k: int, kind: str, q: int) -> tuple[np.ndarray, list[int]]:
         base, tokens = self._written(p)
@@ -861,7 +906,7 @@ class TrainingBatches(BatchSource):
             tokens = tokens + ([joiner] if joiner else []) + tokens3
         ids = self.vocab.encode(tokens)
         ids = ids[::-1] if self.reverse else ids
-        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength, self.elastic), ids
+        return self._render(strokes), ids
 
     def _made_up(self, n: int) -> tuple[np.ndarray, list[int]]:
         from mathocr.formula_synth import relabel, write
@@ -870,7 +915,11 @@ class TrainingBatches(BatchSource):
         ids = self.vocab.encode(list(lay.tokens))
         ids = ids[::-1] if self.reverse else ids
         strokes = write(lay, self.bank.instances, self.rng)
-        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength, self.elastic), ids
+        return self._render(strokes), ids
+
+    def _render(self, strokes) -> np.ndarray:
+        return augmented_render(strokes, self.rng, self.height, self.max_width, self.augment_strength, self.elastic,
+                                self.pen, self.pen_dropout)
 
     def _line(self, i: int) -> tuple[float, float]:
         if i not in self._lines:
@@ -890,9 +939,10 @@ class TrainingBatches(BatchSource):
         return strokes, tokens
 
 
-def plain_images(formulas: Sequence[InkFormula], height: int = HEIGHT, max_width: int = MAX_WIDTH) -> list[np.ndarray]:
-    """Un-augmented model inputs, as evaluation sees them."""
-    return [ink_array(render_formula(f.strokes, height, max_width)) for f in formulas]
+def plain_images(formulas: Sequence[InkFormula], height: int = HEIGHT, max_width: int = MAX_WIDTH,
+                 pen: bool = False) -> list[np.ndarray]:
+    """Un-augmented model inputs, as evaluation sees them (with ``pen``: and what the pen did)."""
+    return [formula_input(f.strokes, height, max_width, pen=pen) for f in formulas]
 
 
 # The made-up training formulas, by the name the app shows and the TrainingBatches rate that makes them

@@ -24,8 +24,8 @@ from PIL import Image
 import tensorflow as tf
 
 from mathocr.data import REPO_ROOT
-from mathocr.formula_data import (HEIGHT, MAX_WIDTH, STROKE_WIDTH, WIDTH_STEP, formula_bitmap, pad_batch, pad_tokens,
-                                  render_formula)
+from mathocr.formula_data import (HEIGHT, MAX_WIDTH, STROKE_WIDTH, WIDTH_STEP, formula_bitmap, formula_input,
+                                  pad_batch, pad_tokens, with_channels)
 from mathocr.formula_model import ENCODER_STRIDE, ResidualBlock
 from mathocr.latex import Vocabulary
 from mathocr.render import ink_array
@@ -131,7 +131,8 @@ class FormulaDecoder:
         self.count_bias = get("count_bias") if "counting" in names else None
         height = int(model.inputs[0].shape[1])
         self.height = height
-        image_spec = tf.TensorSpec((None, height, None, 1), tf.float32)
+        self.channels = int(model.inputs[0].shape[-1])  # the ink, and pen channels if it reads them
+        image_spec = tf.TensorSpec((None, height, None, self.channels), tf.float32)
         scalar, flag = tf.TensorSpec((), tf.int32), tf.TensorSpec((), tf.bool)
         cols, ids = tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None, None), tf.int32)
         self.greedy_fn = tf.function(lambda images, max_steps, balance: self._greedy(images, max_steps, balance),
@@ -578,19 +579,27 @@ class FormulaRecognizer:
 
     def warm_up(self, beam_width: int = 5) -> "FormulaRecognizer":
         """Trace the compiled searches once (a few seconds), so a user's first formula is fast."""
-        blank = np.zeros((self.height, 64), np.float32)
+        blank = with_channels(np.zeros((self.height, 64), np.float32), self.channels)
         self.recognize_array(blank, 1)
         self.recognize_array(blank, beam_width)
         return self
 
     # inputs
+    @property
+    def channels(self) -> int:
+        """Input channels: 1 (the ink), or 4 for a model that also reads what the pen did
+        (``render.pen_channels``)."""
+        return self.decoder.channels
+
     def input_from_strokes(self, strokes) -> np.ndarray:
-        return ink_array(render_formula(strokes, self.height, self.max_width))
+        """``(h, w)``, or ``(h, w, 4)`` with what the pen did for a model that reads it."""
+        return formula_input(strokes, self.height, self.max_width, pen=self.channels > 1)
 
     def input_from_image(self, image) -> np.ndarray:
+        """``(h, w)``; for a model that reads pen channels ``(h, w, 4)``, those zero (a picture has no strokes)."""
         # handwriting: strokes brought to the pen the model was trained with (typeset: the font's own)
         pen = STROKE_WIDTH if self.kind == "handwritten" and self.pen_normalise else None
-        return ink_array(formula_bitmap(image, self.height, self.max_width, pen))
+        return with_channels(ink_array(formula_bitmap(image, self.height, self.max_width, pen)), self.channels)
 
     # recognition
     @property
@@ -732,13 +741,21 @@ class FormulaRecognizer:
         return _decoding_pool().submit(fn, *args)
 
     def at_height(self, array: np.ndarray) -> np.ndarray:
-        """An input of another model (a rescorer trained at another height) scaled to this model's
-        input height, its width in proportion; unchanged when the heights agree."""
+        """An input of another model (a rescorer trained at another height, or with other channels)
+        as this model reads it: scaled to its input height, the width in proportion, with its channels
+        (``formula_data.with_channels``); unchanged when both agree."""
+        if (array.shape[2] if array.ndim == 3 else 1) != self.channels:
+            array = with_channels(array, self.channels)
         if array.shape[0] == self.height:
             return array
         width = max(1, round(array.shape[1] * self.height / array.shape[0]))
-        scaled = Image.fromarray(np.asarray(array, np.float32), mode="F").resize((width, self.height), Image.BILINEAR)
-        return np.clip(np.asarray(scaled, np.float32), 0.0, 1.0)
+        planes = [array] if array.ndim == 2 else [array[..., k] for k in range(array.shape[2])]
+        scaled = [np.asarray(Image.fromarray(np.asarray(a, np.float32), mode="F").resize((width, self.height),
+                                                                                          Image.BILINEAR), np.float32)
+                  for a in planes]
+        if array.ndim == 2:
+            return np.clip(scaled[0], 0.0, 1.0)
+        return np.stack([np.clip(scaled[0], 0.0, 1.0)] + [np.clip(a, -1.0, 1.0) for a in scaled[1:]], -1)
 
     def _rescored(self, array: np.ndarray, searched: tuple, their_searched: tuple,
                   their_array: np.ndarray | None = None) -> tuple[list[dict], np.ndarray, int]:

@@ -25,6 +25,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 
@@ -56,6 +57,11 @@ class FormulaModelConfig:
     # CAN (Li et al., "Counting-Aware Network", ECCV 2022). The bias starts at zero, so a model
     # warm-started from one without the head first computes exactly what that one did.
     counting: float = 0.0
+    # Input channels beside the ink: 3 reads what the pen did too (``render.pen_channels``: its
+    # direction and where strokes begin and end), which only pen strokes have (InkML, the canvas);
+    # pictures reach such a model with those channels zero. ``warm_start`` from a model of the ink
+    # alone gives the first convolution zero weights on them, so it first computes what that one did.
+    pen_channels: int = 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -337,12 +343,13 @@ def count_mask(tokens) -> list[float]:
     return [0.0 if token in UNCOUNTED else 1.0 for token in tokens]
 
 
-def build_encoder(height: int, filters=(24, 48, 96, 128, 160), blocks: int = 0, top_blocks: int = 0) -> keras.Model:
-    """Five 3x3 convolutions, pooled to 1/16 of the input: ``(b, height, w, 1)`` -> ``(b, height/16, w/16, c)``,
+def build_encoder(height: int, filters=(24, 48, 96, 128, 160), blocks: int = 0, top_blocks: int = 0,
+                  channels: int = 1) -> keras.Model:
+    """Five 3x3 convolutions, pooled to 1/16 of the input: ``(b, height, w, channels)`` -> ``(b, height/16, w/16, c)``,
     ``blocks`` residual blocks (``res1`` ..) after the fifth, before its pooling (at 1/8), and
     ``top_blocks`` (``top1`` ..) after that pooling (at 1/16).
     The first layers run at full resolution and decide the training speed, so they are thin."""
-    images = keras.Input((height, None, 1), name="image")
+    images = keras.Input((height, None, channels), name="image")
     x = images
     pools = [(2, 2), (2, 2), None, (2, 2), (2, 2)]
     for i, (f, pool) in enumerate(zip(filters, pools), 1):
@@ -363,7 +370,9 @@ def warm_start(model: keras.Model, source: keras.Model) -> list[str]:
     """Copy ``source``'s weights into ``model`` layer by layer, by name (into the encoder's layers
     too), and return the names of ``model``'s layers that ``source`` lacks: those keep their
     initialisation. Only residual blocks and the counting layers may be new (they start as the
-    identity, or with no effect on the logits, so ``model`` computes what ``source`` did); any other difference raises ``ValueError``."""
+    identity, or with no effect on the logits, so ``model`` computes what ``source`` did), and the
+    first convolution may read more input channels (pen channels: their weights start at zero, and
+    the layer's name is returned too); any other difference raises ``ValueError``."""
     new: list[str] = []
 
     def copy(target, origin, prefix=""):
@@ -378,6 +387,14 @@ def warm_start(model: keras.Model, source: keras.Model) -> list[str]:
                 copy(layer, other, prefix + layer.name + "/")
             else:
                 mine, theirs = layer.get_weights(), other.get_weights()
+                if (layer.name == "conv1" and len(mine) == len(theirs) == 1 and mine[0].ndim == 4
+                        and mine[0].shape[:2] + mine[0].shape[3:] == theirs[0].shape[:2] + theirs[0].shape[3:]
+                        and mine[0].shape[2] > theirs[0].shape[2]):  # new input channels, weighed 0 at first
+                    kernel = np.zeros_like(mine[0])
+                    kernel[:, :, : theirs[0].shape[2]] = theirs[0]
+                    layer.set_weights([kernel])
+                    new.append(prefix + layer.name)
+                    continue
                 if [w.shape for w in mine] != [w.shape for w in theirs]:
                     raise ValueError(f"layer {prefix}{layer.name}: weights of other shapes")
                 layer.set_weights(theirs)
@@ -395,10 +412,10 @@ def build_formula_model(vocab_size: int, height: int = 48, config: FormulaModelC
     model also returns its first pass's logits, and a counting one (``config.counting``) then its
     counts ``(b, vocab)`` (``count_mask``: which tokens are counted, default all)."""
     cfg = config or FormulaModelConfig()
-    images = keras.Input((height, None, 1), name="image")
+    images = keras.Input((height, None, 1 + cfg.pen_channels), name="image")
     tokens = keras.Input((None,), dtype="int32", name="tokens")
 
-    features = build_encoder(height, cfg.filters, cfg.blocks, cfg.top_blocks)(images)
+    features = build_encoder(height, cfg.filters, cfg.blocks, cfg.top_blocks, 1 + cfg.pen_channels)(images)
     memory = FeatureGrid(cfg.position_dim, name="grid")(features)
     keys = layers.Dense(cfg.attention_dim, use_bias=True, name="attention_keys")(memory)
     summary = layers.GlobalAveragePooling1D(name="summary")(memory)

@@ -34,24 +34,11 @@ def _as_strokes(strokes: Iterable[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def render_strokes(
-    strokes: Iterable[np.ndarray],
-    height: int = 64,
-    width: int | None = None,
-    max_width: int | None = None,
-    stroke_width: float = 2.0,
-    margin: int = 2,
-    supersample: int = 3,
-) -> Image.Image:
-    """Draw strokes into a grayscale image, scaled to fit, aspect ratio kept, centred.
-
-    With ``width`` the image is ``height x width`` (a symbol: ``render_strokes(s, 32, 32)``);
-    without it the width follows the ink's aspect ratio (an expression), capped at ``max_width``.
-    ``stroke_width`` is in output pixels, so thin and thick pens can be simulated.
-    """
-    strokes = _as_strokes(strokes)
-    if not strokes:
-        raise ValueError("no ink to render")
+def _placement(strokes: list[np.ndarray], height: int, width: int | None, max_width: int | None,
+               stroke_width: float, margin: int) -> tuple[np.ndarray, float, float, float, int]:
+    """Where ``render_strokes`` puts the ink: ``(lo, scale, offset_x, offset_y, out_w)``, a point
+    ``p`` of the ink lands at pixel ``(p - lo) * scale + (offset_x, offset_y)`` of an image ``out_w``
+    wide."""
     points = np.concatenate(strokes)
     lo, hi = points.min(axis=0), points.max(axis=0)
     extent_w, extent_h = float(hi[0] - lo[0]), float(hi[1] - lo[1])
@@ -73,8 +60,28 @@ def render_strokes(
 
     out_w = width if width is not None else int(math.ceil(extent_w * scale + 2 * pad))
     out_w = max(out_w, 1)
-    offset_x = (out_w - extent_w * scale) / 2
-    offset_y = (height - extent_h * scale) / 2
+    return lo, scale, (out_w - extent_w * scale) / 2, (height - extent_h * scale) / 2, out_w
+
+
+def render_strokes(
+    strokes: Iterable[np.ndarray],
+    height: int = 64,
+    width: int | None = None,
+    max_width: int | None = None,
+    stroke_width: float = 2.0,
+    margin: int = 2,
+    supersample: int = 3,
+) -> Image.Image:
+    """Draw strokes into a grayscale image, scaled to fit, aspect ratio kept, centred.
+
+    With ``width`` the image is ``height x width`` (a symbol: ``render_strokes(s, 32, 32)``);
+    without it the width follows the ink's aspect ratio (an expression), capped at ``max_width``.
+    ``stroke_width`` is in output pixels, so thin and thick pens can be simulated.
+    """
+    strokes = _as_strokes(strokes)
+    if not strokes:
+        raise ValueError("no ink to render")
+    lo, scale, offset_x, offset_y, out_w = _placement(strokes, height, width, max_width, stroke_width, margin)
 
     s = supersample
     canvas = Image.new("L", (out_w * s, height * s), 255)
@@ -94,6 +101,85 @@ def render_strokes(
     if s > 1:
         canvas = canvas.resize((out_w, height), Image.Resampling.BOX)
     return canvas
+
+
+# What the pen did, beside the ink, for a model that reads it (``pen_channels``): the direction it
+# moved in (cosine and sine, image axes: x right, y down) and where it was put down or lifted.
+PEN_CHANNELS = ("pen x", "pen y", "pen ends")
+_PEN_STEP = 0.5  # strokes are sampled every half pixel
+_PEN_REACH = 2  # a pixel takes the pen's direction from the samples within this many pixels
+
+
+def _box_sum(a: np.ndarray, reach: int) -> np.ndarray:
+    """Each pixel's sum over the ``(2 reach + 1)`` square around it (zeros beyond the edges)."""
+    c = np.pad(a, reach).cumsum(0).cumsum(1)
+    c = np.pad(c, ((1, 0), (1, 0)))
+    k = 2 * reach + 1
+    return c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
+
+
+def pen_channels(strokes: Iterable[np.ndarray], ink: np.ndarray, width: int | None = None,
+                 max_width: int | None = None, stroke_width: float = 2.0, margin: int = 2) -> np.ndarray:
+    """What the pen did where the ink of ``render_strokes(strokes, ink.shape[0], width, max_width,
+    stroke_width, margin)`` is (``ink``: its ``ink_array``), as float32 ``(h, w, 3)``
+    (``PEN_CHANNELS``): the direction the pen moved there, a unit vector averaged over the strokes
+    that pass within ``_PEN_REACH`` pixels, times the ink; and 1 around where each stroke begins
+    and ends (a lone dot's too). Only pen strokes have these; a picture of ink does not, and a model
+    trained with them reads it with the three channels zero."""
+    strokes = _as_strokes(strokes)
+    if not strokes:
+        raise ValueError("no ink to render")
+    height, out_w = ink.shape
+    lo, scale, offset_x, offset_y, _ = _placement(strokes, height, width, max_width, stroke_width, margin)
+    placed = [(s - lo) * scale + np.array([offset_x, offset_y], np.float32) for s in strokes]
+    size = height * out_w
+
+    def pixel(xy: np.ndarray) -> np.ndarray:
+        ix = np.clip(np.floor(xy[:, 0]).astype(np.int64), 0, out_w - 1)
+        iy = np.clip(np.floor(xy[:, 1]).astype(np.int64), 0, height - 1)
+        return iy * out_w + ix
+
+    ends = np.bincount(pixel(np.concatenate([s[[0, -1]] for s in placed])), minlength=size).reshape(height, out_w)
+    out = np.zeros((height, out_w, 3), np.float32)
+    out[..., 2] = np.minimum(_box_sum(ends.astype(np.float32), 1), 1.0)
+    # every segment of every stroke, sampled every _PEN_STEP pixels, with its direction
+    starts = np.concatenate([s[:-1] for s in placed if len(s) > 1] or [np.zeros((0, 2), np.float32)])
+    moves = np.concatenate([np.diff(s, axis=0) for s in placed if len(s) > 1] or [np.zeros((0, 2), np.float32)])
+    lengths = np.hypot(moves[:, 0], moves[:, 1])
+    keep = lengths > 1e-6
+    starts, moves, lengths = starts[keep], moves[keep], lengths[keep]
+    if len(lengths) == 0:
+        return out
+    n = np.ceil(lengths / _PEN_STEP).astype(np.int64)
+    segment = np.repeat(np.arange(len(n)), n)
+    t = (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + 0.5) / np.repeat(n, n)
+    samples = starts[segment] + moves[segment] * t[:, None]
+    unit = moves[segment] / lengths[segment, None]
+    where = pixel(samples)
+    count = _box_sum(np.bincount(where, minlength=size).reshape(height, out_w).astype(np.float32), _PEN_REACH)
+    inked = np.clip(ink, 0.0, 1.0) / np.maximum(count, 1.0)
+    for k in range(2):
+        total = np.bincount(where, weights=unit[:, k], minlength=size).reshape(height, out_w).astype(np.float32)
+        out[..., k] = _box_sum(total, _PEN_REACH) * inked
+    return out
+
+
+def pen_picture(ink: np.ndarray, pen: np.ndarray) -> np.ndarray:
+    """What ``pen_channels`` holds, for a person: RGB ``uint8 (h, w, 3)`` on white paper, each inked
+    pixel coloured by the direction the pen moved there (hue: red rightwards, yellow-green downwards,
+    cyan leftwards, violet upwards; black where strokes over it went opposite ways), the places where
+    strokes begin and end haloed in gray. ``ink``: ``(h, w)`` in [0, 1]; ``pen``: ``(h, w, 3)``."""
+    from matplotlib.colors import hsv_to_rgb
+
+    ink = np.clip(np.asarray(ink, np.float32), 0.0, 1.0)
+    dx, dy = pen[..., 0], pen[..., 1]
+    strength = np.hypot(dx, dy) / np.maximum(ink, 1e-6)  # the direction's length before the ink weighed it
+    hue = (np.arctan2(dy, dx) / (2 * np.pi)) % 1.0
+    colour = hsv_to_rgb(np.stack([hue, np.ones_like(hue), np.full_like(hue, 0.9)], -1))
+    colour *= np.clip(strength, 0.0, 1.0)[..., None]
+    paper = np.where(pen[..., 2:3] > 0, 0.75, 1.0) * np.ones_like(colour)
+    out = paper * (1.0 - ink[..., None]) + colour * ink[..., None]
+    return np.round(np.clip(out, 0.0, 1.0) * 255).astype(np.uint8)
 
 
 def ink_array(image: Image.Image) -> np.ndarray:

@@ -20,7 +20,7 @@ import streamlit as st
 from mathocr import data
 from mathocr.inkml import InkMLError, read_inkml
 from mathocr.latex import LatexError, normalize_tokens, tokenize_latex
-from mathocr.render import render_strokes
+from mathocr.render import ink_array, pen_channels, pen_picture, render_strokes
 from mathocr.typeset_data import rendered_dir
 
 SYMBOL_SIDE = 48  # the grid's samples, rendered the way the symbol model sees them
@@ -64,8 +64,11 @@ def im2latex_table(root: str) -> pd.DataFrame:
 def read_expression(path: str) -> dict:
     """One InkML file's ink rendered, its symbols rendered one by one, and its annotations."""
     ink = read_inkml(path)
+    image = render_strokes(ink.strokes, height=140, max_width=1100, stroke_width=2.5)
     return {
-        "image": np.asarray(render_strokes(ink.strokes, height=140, max_width=1100, stroke_width=2.5)),
+        "image": np.asarray(image),
+        "pen": pen_picture(ink_array(image), pen_channels(ink.strokes, ink_array(image), max_width=1100,
+                                                          stroke_width=2.5)),
         "symbols": [np.asarray(render_strokes(ink.symbol_strokes(s), SYMBOL_SIDE, SYMBOL_SIDE)) for s in ink.symbols],
         "labels": [s.label for s in ink.symbols],
         "meta": ink.meta,
@@ -209,7 +212,12 @@ def browse_expressions(root: Path, expressions: pd.DataFrame) -> None:
     show_expression(root, matches.iloc[rows[0] if rows else 0])
 
 
-# One expression: its ink, its truth typeset, its tokens, its symbols and its metadata
+PEN_CAPTION = ("how it was written: each stroke coloured by the direction the pen moved (red →, yellow-green ↓, "
+               "cyan ←, violet ↑), gray around where a stroke begins or ends; what a model trained with --pen reads "
+               "besides the ink")
+
+
+# One expression: its ink, how it was written, its truth typeset, its tokens, its symbols and its metadata
 def show_expression(root: Path, row: pd.Series) -> None:
     st.subheader(row["id"])
     try:
@@ -218,6 +226,7 @@ def show_expression(root: Path, row: pd.Series) -> None:
         st.warning(f"`{row['path']}` cannot be read any more: {err}")
         return
     st.image(expression["image"], caption=f"the ink ({row['n_strokes']} strokes)")
+    st.image(expression["pen"], caption=PEN_CAPTION)
     show_latex(row["tokens"], "This truth is not well-formed LaTeX, so it is shown as written.")
     tokens_col, meta_col = st.columns([3, 2])
     with tokens_col:

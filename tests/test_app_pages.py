@@ -45,11 +45,12 @@ def test_datasets_page_shows_expressions(synthetic_data):
     assert "2 file(s) could not be read" in at.caption[1].value
     table = at.dataframe[0].value
     assert len(table) == 9 and table["id"].iloc[0] == "synth_h1"
-    # the first match in detail: its ink, its truth typeset, its symbols, its metadata
+    # the first match in detail: its ink, how it was written, its truth typeset, its symbols, its metadata
     assert at.subheader[0].value == "synth_h1"
     assert at.latex[0].value.strip("$\n") == "x + 1"
-    ink, symbols = at.image
+    ink, pen, symbols = at.image
     assert len(ink.value) == 1 and symbols.captions == ["x", "+", "1"]
+    assert len(pen.value) == 1 and pen.captions[0].startswith("how it was written")
     meta = at.dataframe[1].value
     assert dict(zip(meta["field"], meta["value"]))["writer"] == "writer1"
 

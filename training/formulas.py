@@ -38,6 +38,7 @@ from mathocr.formula_model import FormulaModelConfig  # noqa: E402
 from mathocr.formula_synth import PIECE_TOKENS  # noqa: E402
 from mathocr.inkml import inkml_files  # noqa: E402
 from mathocr.latex import Vocabulary  # noqa: E402
+from mathocr.render import PEN_CHANNELS  # noqa: E402
 from mathocr.typeset_data import TYPESET_HEIGHT, TYPESET_MAX_WIDTH, TypesetBatches, load_array  # noqa: E402
 
 
@@ -101,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="handwritten: with augmentation, bend the ink by a smooth random field (symbols' shapes "
                              "change, the layout stays) of an amplitude drawn up to this fraction of a symbol's size "
                              "(0: none; 0.1 bends visibly, 0.2 breaks symbols)")
+    parser.add_argument("--pen", action="store_true",
+                        help="also read what the pen did (its direction, where strokes begin and end: render.pen_channels) "
+                             "beside the ink; pictures are read with those channels zero. With --init-from a model "
+                             "without them, they start with zero weights")
+    parser.add_argument("--pen-dropout", type=float, default=0.25, metavar="RATE",
+                        help="with --pen: this share of the training examples have no pen channels, as pictures (default 0.25)")
     parser.add_argument("--swap-symbols", type=float, default=0.0, metavar="RATE",
                         help="handwritten: with augmentation, write each symbol in another writer's strokes (from "
                              "the training set's segmentation) with this probability")
@@ -336,6 +343,8 @@ def average_models(paths: list[Path], target: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     typeset = args.dataset == "im2latex"
+    if typeset and args.pen:
+        raise SystemExit("--pen reads what the pen did: only handwritten formulas (InkML) have pen strokes")
     if args.height is None:
         args.height = TYPESET_HEIGHT if typeset else HEIGHT
     if args.max_width is None:
@@ -358,11 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     model_config = FormulaModelConfig(filters=tuple(args.filters), units=args.units, attention_dim=args.attention_dim,
                                       dropout=args.dropout, coverage=not args.no_coverage,
                                       guide_weight=args.guide_weight, blocks=args.blocks,
-                                      top_blocks=args.top_blocks, counting=args.counting)
+                                      top_blocks=args.top_blocks, counting=args.counting,
+                                      pen_channels=len(PEN_CHANNELS) if args.pen else 0)
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
-        "augment": not args.no_augment, "token_dropout": args.token_dropout, "label_smoothing": args.label_smoothing, "augment_strength": args.augment_strength, "elastic": args.elastic, "swap_symbols": args.swap_symbols, "relabel": args.relabel, "concat": args.concat, "stack": args.stack, "script": args.script, "synth": args.synth, "synth_source": args.synth_source, "synth_im2latex": args.synth_im2latex, "pad_margin": args.pad_margin, "direction": args.direction, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
+        "augment": not args.no_augment, "token_dropout": args.token_dropout, "label_smoothing": args.label_smoothing, "augment_strength": args.augment_strength, "elastic": args.elastic, "pen_dropout": args.pen_dropout if args.pen else 0.0, "swap_symbols": args.swap_symbols, "relabel": args.relabel, "concat": args.concat, "stack": args.stack, "script": args.script, "synth": args.synth, "synth_source": args.synth_source, "synth_im2latex": args.synth_im2latex, "pad_margin": args.pad_margin, "direction": args.direction, "lr_schedule": args.lr_schedule, "lr_monitor": args.lr_monitor, "ema": args.ema, "strategy": args.strategy, "seed": args.seed, "fraction": args.fraction,
         "distill_from": args.distill_from, "distill_weight": args.distill_weight if args.distill_from else 0.0,
         "train_dir": args.train_dir, "val_dir": args.val_dir, "test_dir": args.test_dir, "dataset": args.dataset, "also_rendered": args.also_rendered,
         "kind": "typeset" if typeset else "handwritten",
@@ -388,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     val = load_split("validation", args.val_dir, args.data, args)[: args.val_limit or None]
     batches = TypesetBatches if typeset else TrainingBatches
     extra = ({"also": args.also_rendered or ()} if typeset
-             else {"augment_strength": args.augment_strength, "elastic": args.elastic,
+             else {"augment_strength": args.augment_strength, "elastic": args.elastic, "pen": args.pen,
+                   "pen_dropout": args.pen_dropout,
                    "swap_symbols": args.swap_symbols,
                    "relabel": args.relabel, "concat": args.concat, "stack": args.stack,
                    "script": args.script, "synth": args.synth,
@@ -398,8 +409,9 @@ def main(argv: list[str] | None = None) -> int:
                      token_dropout=args.token_dropout, pad_margin=args.pad_margin,
                      reverse=args.direction == "r2l", **extra)
     val_source = batches(val, vocab, args.batch_size, max_tokens=10_000, seed=0, augment=False,
-                         height=args.height, max_width=args.max_width, reverse=args.direction == "r2l")
-    val_arrays = val_source.plain if typeset else plain_images(val, args.height, args.max_width)
+                         height=args.height, max_width=args.max_width, reverse=args.direction == "r2l",
+                         **({} if typeset else {"pen": args.pen}))
+    val_arrays = val_source.plain if typeset else plain_images(val, args.height, args.max_width, args.pen)
     steps = args.steps_per_epoch or source.steps_per_epoch()
     print(f"{len(source.formulas)} training formulas ({len(train) - len(source.formulas)} longer than "
           f"{args.max_tokens} tokens left out), {len(val)} validation, vocabulary {len(vocab)}; "
@@ -426,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
                 except ValueError as err:
                     raise SystemExit(f"--init-from {args.init_from}: not the same architecture as this run ({err})")
                 print(f"initialised from {args.init_from}"
-                      + (f" (new, as the identity: {', '.join(added)})" if added else ""), flush=True)
+                      + (f" (new, with no effect at first: {', '.join(added)})" if added else ""), flush=True)
             compile_formula_model(model, args.learning_rate, args.guide_weight, args.ema,
                                   args.label_smoothing, args.counting,
                                   args.distill_weight if args.distill_from else 0.0)
