@@ -520,6 +520,9 @@ class FormulaRecognizer:
         self.decoder = FormulaDecoder(model, vocab.start_id, vocab.end_id, vocab.pad_id, braces)
         self.length_limit = True
         self.balance_braces = True  # searches keep "{" and "}" paired (off: to measure what that gains)
+        # a model that reads pen channels gets them from strokes (off: zero, as for a picture, to
+        # measure what they gain: evaluate formulas --no-pen)
+        self.read_pen = True
         self.pen_normalise = True  # handwritten pictures: strokes brought to the training pen (formula_data.normalise_pen)
         self.margins: tuple[int, ...] = (MARGIN,)
         self.kind = "handwritten"  # or "typeset": set by load from config.json
@@ -592,8 +595,10 @@ class FormulaRecognizer:
         return self.decoder.channels
 
     def input_from_strokes(self, strokes) -> np.ndarray:
-        """``(h, w)``, or ``(h, w, 4)`` with what the pen did for a model that reads it."""
-        return formula_input(strokes, self.height, self.max_width, pen=self.channels > 1)
+        """``(h, w)``, or ``(h, w, 4)`` with what the pen did for a model that reads it (zero
+        without ``read_pen``)."""
+        array = formula_input(strokes, self.height, self.max_width, pen=self.channels > 1 and self.read_pen)
+        return with_channels(array, self.channels)
 
     def input_from_image(self, image) -> np.ndarray:
         """``(h, w)``; for a model that reads pen channels ``(h, w, 4)``, those zero (a picture has no strokes)."""

@@ -226,6 +226,7 @@ def cmd_evaluate_formulas(args) -> int:
     recognizer = _recognizer(args.model)
     recognizer.length_limit = not args.no_length_limit
     recognizer.pen_normalise = not args.no_pen_normalise
+    recognizer.read_pen = not args.no_pen
     recognizer.balance_braces = not args.no_brace_balance
     if args.margin is not None:
         recognizer.margins = args.margin
@@ -286,6 +287,8 @@ def cmd_evaluate_formulas(args) -> int:
     scores = report["scores"]
     scores.update(source=source, model=str(args.model or "models/formulas"),
                   picture=list(args.as_picture) if args.as_picture else None, pen_normalise=recognizer.pen_normalise,
+                  pen_channels=recognizer.channels > 1 and recognizer.read_pen and not args.as_picture
+                  and not args.images and not args.im2latex,
                   photo={"paper": args.as_photo, "flatten": not args.no_flatten,
                          "remove_ruling": not args.no_flatten and not args.keep_ruling} if args.as_photo else None,
                   rescore={"model": args.rescore_with or "config.json",
@@ -486,6 +489,9 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
                     help="read photos without taking ruled paper's lines away (to measure what that gains)")
     ev.add_argument("--no-pen-normalise", action="store_true",
                     help="read handwritten pictures with their own stroke width (to measure what normalising it gains)")
+    ev.add_argument("--no-pen", action="store_true",
+                    help="a model that reads what the pen did (training.formulas --pen): read InkML with those "
+                         "channels zero, as a picture's (to measure what they gain)")
     ev.add_argument("--no-brace-balance", action="store_true",
                     help="let searches emit unpaired { and } (to measure what keeping them paired gains)")
     ev.add_argument("--rescore-with", metavar="DIR",

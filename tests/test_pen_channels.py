@@ -180,7 +180,7 @@ def with_channels_zero(array):
     return out
 
 
-def test_the_training_command_reads_the_pen_from_a_warm_start(tmp_path):
+def test_the_training_command_reads_the_pen_from_a_warm_start(tmp_path, capsys):
     import keras
 
     from mathocr.formula_decode import FormulaRecognizer
@@ -209,6 +209,19 @@ def test_the_training_command_reads_the_pen_from_a_warm_start(tmp_path):
     assert first.get_layer("encoder").get_layer("conv1").get_weights()[0].shape[2] == 1
     with pytest.raises(SystemExit, match="only handwritten"):
         main(["--name", "typeset", "--dataset", "im2latex", "--pen"] + common)
+    # evaluated on InkML with what the pen did, and without it (--no-pen: the channels zero)
+    from mathocr.cli import main as cli
+
+    capsys.readouterr()
+    reports = []
+    for extra in ([], ["--no-pen"]):
+        assert cli(["evaluate", "formulas", "--model", str(tmp_path / "pen"), "--inkml-dir", str(inkml), "--json",
+                    *extra]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    assert [r["pen_channels"] for r in reports] == [True, False] and reports[0]["n"] == reports[1]["n"] == 6
+    reader.read_pen = False
+    array = reader.input_from_strokes(synthetic_formulas()[0].strokes)
+    assert array.shape[2] == 4 and not array[..., 1:].any()
 
 
 def test_a_picture_of_the_pen_colours_the_ink_by_its_direction():
