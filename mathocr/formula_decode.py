@@ -488,6 +488,14 @@ class Recognition:
     ended: bool
     ms: float = 0.0
     extra: dict = field(default_factory=dict)
+    # what the pen did ``(h, w, 3)`` as the model read it beside ``image`` (a model that reads pen
+    # channels: ``render.pen_channels``, zero for a picture), or None
+    pen: np.ndarray | None = None
+
+    @property
+    def input(self) -> np.ndarray:
+        """The whole input as the model read it: ``image``, with ``pen`` as more channels if any."""
+        return self.image if self.pen is None else np.concatenate([self.image[..., None], self.pen], -1)
 
     @property
     def confidence(self) -> float:
@@ -720,7 +728,8 @@ class FormulaRecognizer:
             extra.update(rescored=best["rescored"], rescorer=self.rescorer.direction, found_by=best["found_by"],
                          agreements=[h["agreements"] for h in hyps])
         return Recognition(candidates[0].latex, candidates[0].tokens, best["logprob"], candidates,
-                           batch[0, :, :, 0], best["alphas"], best["ended"], ms, extra)
+                           batch[0, :, :, 0], best["alphas"], best["ended"], ms, extra,
+                           batch[0, :, :, 1:] if batch.shape[-1] > 1 else None)
 
     @property
     def rescoring(self) -> bool:
@@ -869,9 +878,10 @@ class FormulaRecognizer:
 
     def feature_maps(self, array: np.ndarray, layer: str) -> np.ndarray:
         """The activations ``(h, w, channels)`` of one encoder layer (``conv1`` .. ``conv5``,
-        ``relu1``...) for one input."""
+        ``relu1``...) for one input (``Recognition.input``; the ink alone reaches a model of pen
+        channels with them zero)."""
         import keras
 
         encoder = self.model.get_layer("encoder")
         probe = keras.Model(encoder.input, encoder.get_layer(layer).output)
-        return np.asarray(probe(pad_batch([array]), training=False))[0]
+        return np.asarray(probe(pad_batch([with_channels(array, self.channels)]), training=False))[0]

@@ -8,12 +8,14 @@ from PIL import Image
 
 from mathocr import data
 from mathocr.formula_plots import attention_overlay, feature_map_tiles
-from mathocr.render import ImageError
+from mathocr.render import ImageError, pen_picture
 from pages.common import formula_recognizer, ink_input
 
 LAST_KEY = "formula_last"  # set by the Formulas page
 LAST_KIND_KEY = "formula_last_kind"
 MODELS = {"Handwritten": "handwritten", "Typeset": "typeset"}
+PEN_CAPTION = ("what the pen did, as the model read it besides the ink: each stroke coloured by the direction the pen "
+               "moved (red →, yellow-green ↓, cyan ←, violet ↑), gray around where a stroke begins or ends")
 LAST = "Last formula recognized"
 CROHME_TEST = "CROHME 2014 test formula"
 IM2LATEX_TEST = "im2latex test formula"
@@ -109,6 +111,14 @@ if truth is not None:
     st.code(truth, language="latex")
     st.write("Exact match" if truth == result.latex else "Differs from the truth")
 
+# What the pen did, for a model that reads it beside the ink
+if result.pen is not None:
+    if np.abs(result.pen).max() > 0:
+        st.image(pen_picture(result.image, result.pen), caption=PEN_CAPTION, width=min(3 * result.image.shape[1], 900))
+    else:
+        st.caption("This model also reads what the pen did (its direction, where strokes begin and end); a "
+                   "picture has no pen strokes, so it read the ink alone.")
+
 # The tokens, one attention map each
 tokens = result.tokens + ["</s>"] if result.ended else list(result.tokens)
 steps = min(len(tokens), len(result.attention))
@@ -127,17 +137,18 @@ else:
     columns = st.columns(4)
     for i in range(steps):
         columns[i % 4].image(attention_overlay(result.image, result.attention[i], scale=1),
-                             caption=f"{i + 1}: {tokens[i]}", use_container_width=True)
+                             caption=f"{i + 1}: {tokens[i]}", width="stretch")
 
 # The encoder's feature maps
 with st.expander("Encoder feature maps"):
     layer = st.selectbox("Layer", recognizer.feature_layers(), index=2,
                          help="relu1 is the first convolution; the last layer (relu5, or the last residual "
                               "block res1, res2 .. after it) gives the grid the attention weighs")
-    maps = recognizer.feature_maps(result.image, layer)
-    count = st.slider("Channels", 4, min(64, maps.shape[-1]), min(16, maps.shape[-1]))
+    maps = recognizer.feature_maps(result.input, layer)
+    most = min(64, maps.shape[-1])
+    count = st.slider("Channels", 4, most, min(16, most)) if most > 4 else most
     st.caption(f"{layer}: {maps.shape[0]} x {maps.shape[1]} x {maps.shape[2]}")
     tile_columns = st.columns(4)
     for c, tile in enumerate(feature_map_tiles(maps, count)):
-        tile_columns[c % 4].image(tile, caption=f"channel {c}", use_container_width=True)
+        tile_columns[c % 4].image(tile, caption=f"channel {c}", width="stretch")
     st.caption(f"mean activation per channel: {np.round(maps.mean(axis=(0, 1))[:count], 3).tolist()}")

@@ -59,9 +59,12 @@ def shift_logits_by_counts(model, seed: int = 0):
 
 
 def save_tiny_recognizer(directory, train_steps: int = 0, kind: str = "handwritten", blocks: int = 0,
-                         top_blocks: int = 0, counting: float = 0.0):
+                         top_blocks: int = 0, counting: float = 0.0, pen: bool = False):
     """A tiny formula model with the synthetic vocabulary, saved as the app loads it; ``kind``
-    goes to its config.json as training.formulas writes it ("handwritten" or "typeset")."""
+    goes to its config.json as training.formulas writes it ("handwritten" or "typeset"). With
+    ``pen``, it reads what the pen did too (``pen_channels``)."""
+    import dataclasses
+
     import keras
 
     from mathocr.formula_data import TrainingBatches
@@ -72,12 +75,13 @@ def save_tiny_recognizer(directory, train_steps: int = 0, kind: str = "handwritt
     keras.utils.set_random_seed(0)
     formulas = synthetic_formulas()
     vocab = Vocabulary.from_sequences(f.tokens for f in formulas)
-    config = tiny_config(blocks=blocks, top_blocks=top_blocks, counting=counting)
+    config = dataclasses.replace(tiny_config(blocks=blocks, top_blocks=top_blocks, counting=counting),
+                                 pen_channels=3 if pen else 0)
     model = compile_formula_model(build_formula_model(len(vocab), config=config, count_mask=count_mask(vocab.tokens)),
                                   counting=counting)
     if counting:
         shift_logits_by_counts(model)
-    batches = iter(TrainingBatches(formulas, vocab, batch_size=6, seed=0))
+    batches = iter(TrainingBatches(formulas, vocab, batch_size=6, seed=0, pen=pen))
     for _ in range(train_steps):
         x, y = next(batches)
         model.train_on_batch(x, targets_for(model, y))

@@ -118,6 +118,25 @@ def test_attention_page_shows_the_feature_maps_of_each_convolution_and_residual_
     assert any(c.value.startswith("res1: ") for c in at.caption)
 
 
+def test_attention_page_shows_what_the_pen_did_for_a_model_that_reads_it(tmp_path, monkeypatch):
+    at = open_page("formula_attention.py", save_tiny_recognizer(tmp_path / "pen", train_steps=2, pen=True), monkeypatch)
+    at.session_state["formula_attention_canvas"] = canvas_state(DRAWING)
+    at.run()
+    assert not at.exception and not at.error
+    pictures = [i for i in at.image if any(c.startswith("what the pen did") for c in i.captions)]
+    assert len(pictures) == 1
+    next(s for s in at.selectbox if s.label == "Layer").set_value("relu1").run()  # feature maps of all four channels
+    assert not at.exception and not at.error
+    at = open_page("formula_attention.py", model_dir_of(tmp_path / "ink"), monkeypatch)
+    at.session_state["formula_attention_canvas"] = canvas_state(DRAWING)
+    at.run()
+    assert not [i for i in at.image if any(c.startswith("what the pen did") for c in i.captions)]
+
+
+def model_dir_of(directory):
+    return save_tiny_recognizer(directory)
+
+
 def test_attention_page_takes_the_formula_page_answer(model_dir, monkeypatch):
     from mathocr.formula_decode import FormulaRecognizer
     from test_formula_model import synthetic_formulas

@@ -163,6 +163,14 @@ def test_a_recognizer_that_reads_the_pen_gets_it_from_strokes_and_zeros_from_pic
         assert with_pen.image.shape == array.shape[:1] + with_pen.image.shape[1:]
         assert with_pen.logprob != pytest.approx(reader.recognize_array(with_channels_zero(array), width).logprob)
         assert without.latex == ink_only.recognize_array(from_picture[..., 0], width).latex
+    # what it read comes back with the answer, for the attention page's pictures and feature maps
+    result = reader.recognize_array(array, 1)
+    assert result.pen.shape == (*result.image.shape, 3) and result.input.shape == (*result.image.shape, 4)
+    np.testing.assert_array_equal(result.pen[:, : array.shape[1]], array[..., 1:])
+    maps = reader.feature_maps(result.input, "relu1")
+    assert maps.shape[:2] == result.image.shape and not np.allclose(maps, reader.feature_maps(result.image, "relu1"))
+    alone = ink_only.recognize_array(array[..., 0], 1)
+    assert alone.pen is None and alone.input is alone.image
     # a pair of models reading different channels: each reads the input as its own
     reader.rescorer, reader.rescore_weight = ink_only, 0.75
     paired = reader.recognize_array(array, 3)
