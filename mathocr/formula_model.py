@@ -62,6 +62,11 @@ class FormulaModelConfig:
     # pictures reach such a model with those channels zero. ``warm_start`` from a model of the ink
     # alone gives the first convolution zero weights on them, so it first computes what that one did.
     pen_channels: int = 0
+    # Spatial dropout in the encoder (whole feature maps dropped in training) after its third to fifth
+    # convolutions and each residual block: against features that memorise the training writers' ink
+    # (the model reads its own training formulas at 75 %, new writers' at 37 %). No weights, so a
+    # warm start from a model without it first computes what that one did.
+    encoder_dropout: float = 0.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -344,10 +349,11 @@ def count_mask(tokens) -> list[float]:
 
 
 def build_encoder(height: int, filters=(24, 48, 96, 128, 160), blocks: int = 0, top_blocks: int = 0,
-                  channels: int = 1) -> keras.Model:
+                  channels: int = 1, dropout: float = 0.0) -> keras.Model:
     """Five 3x3 convolutions, pooled to 1/16 of the input: ``(b, height, w, channels)`` -> ``(b, height/16, w/16, c)``,
     ``blocks`` residual blocks (``res1`` ..) after the fifth, before its pooling (at 1/8), and
-    ``top_blocks`` (``top1`` ..) after that pooling (at 1/16).
+    ``top_blocks`` (``top1`` ..) after that pooling (at 1/16). ``dropout``: spatial dropout (training
+    only) after the third to fifth convolutions and after each block.
     The first layers run at full resolution and decide the training speed, so they are thin."""
     images = keras.Input((height, None, channels), name="image")
     x = images
@@ -356,13 +362,19 @@ def build_encoder(height: int, filters=(24, 48, 96, 128, 160), blocks: int = 0, 
         x = layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
         x = layers.BatchNormalization(name=f"bn{i}")(x)
         x = layers.ReLU(name=f"relu{i}")(x)
+        if dropout and i >= 3:
+            x = layers.SpatialDropout2D(dropout, name=f"drop{i}")(x)
         if i == len(filters):
             for k in range(1, blocks + 1):
                 x = ResidualBlock(f, name=f"res{k}")(x)
+                if dropout:
+                    x = layers.SpatialDropout2D(dropout, name=f"res{k}_drop")(x)
         if pool:
             x = layers.MaxPooling2D(pool, name=f"pool{i}")(x)
     for k in range(1, top_blocks + 1):
         x = ResidualBlock(filters[-1], name=f"top{k}")(x)
+        if dropout:
+            x = layers.SpatialDropout2D(dropout, name=f"top{k}_drop")(x)
     return keras.Model(images, x, name="encoder")
 
 
@@ -372,7 +384,8 @@ def warm_start(model: keras.Model, source: keras.Model) -> list[str]:
     initialisation. Only residual blocks and the counting layers may be new (they start as the
     identity, or with no effect on the logits, so ``model`` computes what ``source`` did), and the
     first convolution may read more input channels (pen channels: their weights start at zero, and
-    the layer's name is returned too); any other difference raises ``ValueError``."""
+    the layer's name is returned too); layers without weights (dropout) may be in either model alone
+    and are not returned; any other difference raises ``ValueError``."""
     new: list[str] = []
 
     def copy(target, origin, prefix=""):
@@ -380,6 +393,8 @@ def warm_start(model: keras.Model, source: keras.Model) -> list[str]:
         for layer in target.layers:
             other = known.get(layer.name)
             if other is None:
+                if isinstance(layer, layers.SpatialDropout2D):
+                    continue
                 if not isinstance(layer, (ResidualBlock, CountingHead, CountBias)):
                     raise ValueError(f"layer {prefix}{layer.name} is not in the source model")
                 new.append(prefix + layer.name)
@@ -398,7 +413,8 @@ def warm_start(model: keras.Model, source: keras.Model) -> list[str]:
                 if [w.shape for w in mine] != [w.shape for w in theirs]:
                     raise ValueError(f"layer {prefix}{layer.name}: weights of other shapes")
                 layer.set_weights(theirs)
-        missing = set(known) - {layer.name for layer in target.layers}
+        missing = {name for name, layer in known.items() if not isinstance(layer, layers.SpatialDropout2D)}
+        missing -= {layer.name for layer in target.layers}
         if missing:
             raise ValueError(f"layers {sorted(missing)} of the source model are not in this one")
 
@@ -415,7 +431,8 @@ def build_formula_model(vocab_size: int, height: int = 48, config: FormulaModelC
     images = keras.Input((height, None, 1 + cfg.pen_channels), name="image")
     tokens = keras.Input((None,), dtype="int32", name="tokens")
 
-    features = build_encoder(height, cfg.filters, cfg.blocks, cfg.top_blocks, 1 + cfg.pen_channels)(images)
+    features = build_encoder(height, cfg.filters, cfg.blocks, cfg.top_blocks, 1 + cfg.pen_channels,
+                             cfg.encoder_dropout)(images)
     memory = FeatureGrid(cfg.position_dim, name="grid")(features)
     keys = layers.Dense(cfg.attention_dim, use_bias=True, name="attention_keys")(memory)
     summary = layers.GlobalAveragePooling1D(name="summary")(memory)

@@ -747,6 +747,44 @@ def test_residual_blocks_start_as_the_identity_so_a_warm_start_computes_what_its
         warm_start(build_formula_model(len(vocab), config=config), deeper)
 
 
+def test_encoder_dropout_drops_whole_feature_maps_in_training_only_and_warm_starts_either_way(tiny):
+    import dataclasses
+
+    import keras
+
+    from mathocr.formula_model import build_formula_model, compile_formula_model, main_logits, warm_start
+
+    model, vocab, batches = tiny
+    x, y = next(iter(batches))
+    config = dataclasses.replace(tiny_config(guide_weight=0.5), blocks=1, top_blocks=1)
+    plain = compile_formula_model(build_formula_model(len(vocab), config=config), 1e-2, guide_weight=0.5)
+    assert warm_start(plain, model) == ["encoder/res1", "encoder/top1"]
+    dropping = compile_formula_model(build_formula_model(len(vocab), config=dataclasses.replace(config, encoder_dropout=0.5)),
+                                     1e-2, guide_weight=0.5)
+    encoder = dropping.get_layer("encoder")
+    assert [layer.name for layer in encoder.layers if "drop" in layer.name] == [
+        "drop3", "drop4", "drop5", "res1_drop", "top1_drop"]
+    assert warm_start(dropping, plain) == []  # dropout has no weights: nothing new to learn
+    # at inference the dropout does nothing: the same logits as the source
+    np.testing.assert_array_equal(main_logits(dropping.predict_on_batch(x)), main_logits(plain.predict_on_batch(x)))
+    # in training it zeroes whole channels of a feature map (the same at every position) and scales the rest
+    images = x[0] if isinstance(x, (tuple, list)) else x["image"]
+    probe = encoder.get_layer("drop4")
+    inner = encoder.get_layer("relu4").output
+    activations = keras.Model(encoder.input, inner)(images, training=False)
+    dropped = probe(activations, training=True).numpy()
+    kept = activations.numpy()
+    alive = kept.reshape(-1, kept.shape[-1]).max(0) > 0
+    zeroed = np.all(dropped == 0, axis=(1, 2))  # (batch, channels): a whole map zero
+    assert 0.2 < zeroed[:, alive].mean() < 0.8
+    np.testing.assert_allclose(dropped[~np.broadcast_to(zeroed[:, None, None, :], dropped.shape)],
+                               2 * kept[~np.broadcast_to(zeroed[:, None, None, :], kept.shape)], rtol=1e-6)
+    # and a model without dropout warm-starts from one with it
+    assert warm_start(compile_formula_model(build_formula_model(len(vocab), config=config), 1e-2, guide_weight=0.5),
+                      dropping) == []
+    dropping.train_on_batch(x, (y, y))
+
+
 def test_count_loss_compares_predicted_counts_with_the_tokens_of_the_targets():
     from mathocr.formula_model import CountLoss, count_mask
     from mathocr.latex import Vocabulary

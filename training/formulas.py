@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--units", type=int, default=FormulaModelConfig.units)
     parser.add_argument("--attention-dim", type=int, default=FormulaModelConfig.attention_dim)
     parser.add_argument("--dropout", type=float, default=FormulaModelConfig.dropout)
+    parser.add_argument("--encoder-dropout", type=float, default=FormulaModelConfig.encoder_dropout, metavar="RATE",
+                        help="spatial dropout in the encoder, after its third to fifth convolutions and each block "
+                             "(0: none; no weights, so --init-from keeps what the model computes)")
     parser.add_argument("--no-coverage", action="store_true", help="attention without coverage (for comparison)")
     parser.add_argument("--guide-weight", type=float, default=FormulaModelConfig.guide_weight,
                         help="weight of the first attention pass's own next-token loss (0: none)")
@@ -368,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
                                       dropout=args.dropout, coverage=not args.no_coverage,
                                       guide_weight=args.guide_weight, blocks=args.blocks,
                                       top_blocks=args.top_blocks, counting=args.counting,
-                                      pen_channels=len(PEN_CHANNELS) if args.pen else 0)
+                                      pen_channels=len(PEN_CHANNELS) if args.pen else 0,
+                                      encoder_dropout=args.encoder_dropout)
     run_config = {
         "model": model_config.to_dict(), "height": args.height, "max_width": args.max_width,
         "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_tokens": args.max_tokens,
