@@ -22,6 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
+from mathocr.photo import PAPERS
+
 
 def _recognizer(model_dir: str | None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -118,16 +120,15 @@ def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int
                       flatten: bool = True, ruling: bool = True) -> dict:
     """``evaluate_arrays`` on ``InkFormula``s, rendered the way the model was trained; or, with
     ``picture`` (height, pen width in pixels), first drawn as a picture that size and read as an
-    upload is (``input_from_image``). With ``photo`` too (``"plain"`` or ``"ruled"``), each picture is
-    made a phone's photo of that paper (``photo.simulated_photo``, the n-th formula's from seed n, its
-    ruling from seed ``[n, 1]``) and read the way an uploaded file is (``render.paper_image``; with
+    upload is (``input_from_image``). With ``photo`` too (``"plain"``, ``"ruled"`` or ``"squared"``), each
+    picture is made a phone's photo of that paper (``photo.photo_of_paper``, the n-th formula's from seed n) and read the way an uploaded file is (``render.paper_image``; with
     ``flatten`` False, its paper is not flattened; with ``ruling`` False, its ruling is not taken away)."""
     if picture is None:
         if photo:
             raise ValueError("photos are made from pictures: give --as-picture HEIGHT,PEN with --as-photo")
         arrays = [recognizer.input_from_strokes(f.strokes) for f in formulas]
     else:
-        from mathocr.photo import simulated_photo
+        from mathocr.photo import photo_of_paper
         from mathocr.render import ImageError, paper_image, render_strokes
 
         height, pen = picture
@@ -135,9 +136,7 @@ def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int
         for n, f in enumerate(formulas):
             image = render_strokes(f.strokes, height=height, max_width=40 * height, stroke_width=pen)
             if photo:
-                ruled = np.random.default_rng([n, 1]) if photo == "ruled" else None
-                image = paper_image(simulated_photo(image, np.random.default_rng(n), ruling=ruled), flatten=flatten,
-                                    ruling=ruling)
+                image = paper_image(photo_of_paper(image, n, photo), flatten=flatten, ruling=ruling)
             try:
                 arrays.append(recognizer.input_from_image(image))
             except ImageError:  # what a user would be told (e.g. no ink found): read as a blank, a miss
@@ -480,7 +479,7 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     ev.add_argument("--as-picture", type=picture_size, metavar="HEIGHT,PEN",
                     help="InkML: draw each formula as a picture HEIGHT pixels high with a PEN pixels wide and read it "
                          "as an upload (a photo's or scan's path through the model)")
-    ev.add_argument("--as-photo", nargs="?", const="plain", choices=("plain", "ruled"),
+    ev.add_argument("--as-photo", nargs="?", const="plain", choices=PAPERS,
                     help="with --as-picture: make each picture a phone's photo of paper (gray, unevenly lit, noisy, "
                          "a JPEG; 'ruled': with ruled lines across it) and read it as an uploaded file is")
     ev.add_argument("--no-flatten", action="store_true",

@@ -15,7 +15,8 @@ Ruled paper adds lines across the whole page, lighter than the ink or as dark; `
 crop to them and the model would read them as fraction bars and minus signs. ``remove_ruling``
 finds straight lines, nearly horizontal, that run from one edge of the picture to the other, and
 whitens them except where the writing crosses them or is darker than they are
-(``evaluate formulas --as-photo ruled`` measures it).
+(``evaluate formulas --as-photo ruled`` measures it); on such a page, squared paper's lines down it
+too (``--as-photo squared``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ RULE_STROKE = 160
 RULE_LOOK = 12
 RULE_ALONG = 6  # columns at least, side by side: writing along a line is a stroke, not a blot
 RULE_SPAN = 50  # the line's gray is the median over this many columns either side
+RULE_CROSSING = 4  # squared paper: where lines cross, darker pixels in runs narrower than this are the crossing
 
 
 def _monomials(h: int, w: int) -> np.ndarray:
@@ -113,7 +115,7 @@ def flatten_paper(gray: Image.Image) -> Image.Image:
     return Image.fromarray(np.round(flat).astype(np.uint8))
 
 
-def ruling_lines(values: np.ndarray) -> tuple[float, list[tuple[int, int]]]:
+def ruling_lines(values: np.ndarray, edge: float | None = None) -> tuple[float, list[tuple[int, int]]]:
     """The ruling of a grayscale picture with white paper (``(h, w)`` array): its slope (rows per
     column) and its lines, each as the first and last row where it crosses column 0 (rows may lie
     outside the picture when the line is tilted). No lines: ``(0.0, [])``.
@@ -122,12 +124,14 @@ def ruling_lines(values: np.ndarray) -> tuple[float, list[tuple[int, int]]]:
     counted along each sheared row, and a ruling is a sheared row dark over ``RULE_COVER`` of its
     length in the picture (at least a third of the width), whose dark pixels reach both ends of it,
     with the rows beside it dark at least half as often as its darkest row (its blurred edges). A fraction bar or a
-    minus sign short of either edge is never taken for one."""
+    minus sign short of either edge is never taken for one. ``edge``: how near (pixels) a ruling's ends
+    come to the picture's edges (default ``RULE_EDGE`` of its width)."""
     h, w = values.shape
     if w < 32 or h < 4:
         return 0.0, []
     dark = values < RULE_DARK
-    edge = max(1, int(RULE_EDGE * w))
+    slack = RULE_EDGE * w if edge is None else edge
+    edge = max(1, int(slack))
     if not (dark[:, :edge].any() and dark[:, -edge:].any()):  # a ruling reaches both sides
         return 0.0, []
     ys, xs = np.nonzero(dark)
@@ -175,7 +179,7 @@ def ruling_lines(values: np.ndarray) -> tuple[float, list[tuple[int, int]]]:
             last += 1
         on_line = (order >= first) & (order <= last)
         core = int(band[len(band) // 2])
-        if xs[on_line].min() <= enters[core] + RULE_EDGE * w and xs[on_line].max() >= leaves[core] - RULE_EDGE * w:
+        if xs[on_line].min() <= enters[core] + slack and xs[on_line].max() >= leaves[core] - slack:
             lines.append((first - reach, last - reach))
     if not any(length[first + reach:last + reach + 1].max() >= w / 3 for first, last in lines):
         return 0.0, []
@@ -188,12 +192,41 @@ def remove_ruling(gray: Image.Image) -> Image.Image:
     line (by ``RULE_CONTRAST``), goes on across it (ink three rows beyond it) or lies along it (the
     ink through the line more than two pixels thicker than the line's own for ``RULE_ALONG`` columns
     or more: a fraction bar or the bar of a 4 drawn on the line), and so in the two rows either side (the line's blurred edges, or
-    where its rows round the other way). Without a ruling the same image comes back."""
+    where its rows round the other way). Without a ruling the same image comes back.
+
+    A line's gray is the median of its darkest pixels over ``RULE_SPAN`` columns either side; where
+    writing lies along it for longer than that (a long fraction bar, a square root's overline) that
+    median is the writing's own gray, and where it is far darker than the page's lines (by twice
+    ``RULE_CONTRAST``; ``_page_gray``: all the lines' median) the page's gray stands in for it.
+
+    Squared paper: on a page ruled across, lines down it (top edge to bottom edge, up to
+    ``RULE_MAX_TILT`` from vertical, ending as near the edges as lines across do; a margin's line too)
+    are then whitened the same way. They are looked for only there, so that on a tightly cropped
+    picture a tall stroke from edge to edge (a 1, a bar) is never taken for one. Where lines cross, the first pass keeps the crossing (ink goes on beyond the
+    line across), and so does the second (what the first kept goes on beside the line down): a third
+    pass over the lines across, with those down gone, takes it."""
     values = np.asarray(gray.convert("L"))
     slope, lines = ruling_lines(values)
     if not lines:
         return gray
+    out, levels = _whiten_lines(values, slope, lines)
+    # a line down ends as near the page's edges as one across does (a photo's lines fade near them)
+    down_slope, down = ruling_lines(out.T, edge=RULE_EDGE * max(out.shape))
+    if down:
+        out = np.ascontiguousarray(_whiten_lines(np.ascontiguousarray(out.T), down_slope, down)[0].T)
+        # the crossings, kept by the first pass, now lines alone; the lines' gray as the first pass saw it
+        out = _whiten_lines(out, slope, lines, levels, narrowest=RULE_CROSSING)[0]
+    return Image.fromarray(out)
+
+
+def _whiten_lines(values: np.ndarray, slope: float, lines: list[tuple[int, int]],
+                  levels: list[np.ndarray] | None = None, narrowest: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``values`` (``(h, w)``, uint8) with the lines ``ruling_lines`` found whitened, as ``remove_ruling`` says,
+    and each line's gray along it (``(w,)``, 255 where it is not seen), or with ``levels`` those grays.
+    ``narrowest``: pixels darker than the line are kept only in runs at least this many columns long
+    (where a line down crossed it, the crossing is darker than either line, and as narrow as that line)."""
     h, w = values.shape
+    found = []
     out = values.copy()
     columns = np.arange(w)
     shift = np.round(columns * slope).astype(np.int64)
@@ -203,7 +236,8 @@ def remove_ruling(gray: Image.Image) -> Image.Image:
         seen = (rows >= 0) & (rows < h)
         return seen & (values[np.clip(rows, 0, h - 1), columns] < RULE_STROKE)
 
-    for first, last in lines:
+    page = _page_gray(values, shift, lines) if levels is None else None
+    for n, (first, last) in enumerate(lines):
         band = np.arange(first - 2, last + 3)[:, None] + shift[None, :]  # (rows of the line, w)
         inside = (band >= 0) & (band < h)
         cols = np.broadcast_to(columns, band.shape)
@@ -217,6 +251,14 @@ def remove_ruling(gray: Image.Image) -> Image.Image:
         seen = ~np.isnan(windows).all(axis=1)
         level = np.full(w, 255.0)
         level[seen] = np.nanmedian(windows[seen], axis=1)
+        # where writing lies along a line for longer than RULE_SPAN, the median there is the writing's
+        # gray, far darker than the page's lines (a line's own gray varies less, even in a dark corner)
+        if page is not None:
+            writing = seen & (level < page - 2 * RULE_CONTRAST)
+            level[writing] = page
+        if levels is not None:
+            level = levels[n]
+        found.append(level)
         crossed = beyond(first - 3) | beyond(last + 3)
         # how thick the ink is through the line in each column (pixels darker than halfway from the
         # line's gray to white): the line's own thickness, or more where writing lies along it
@@ -228,10 +270,42 @@ def remove_ruling(gray: Image.Image) -> Image.Image:
         thick = np.where(core.any(axis=0), core.sum(axis=0) + up + down, 0)
         typical = float(np.median(thick[thick > 0])) if thick.any() else 0.0
         along = _long_runs(thick > typical + 2, RULE_ALONG)  # writing, not a blot of the line
-        keep = (pixels < level[None, :] - RULE_CONTRAST) | (crossed | along)[None, :]
+        darker = inside & (pixels < level[None, :] - RULE_CONTRAST)
+        # where the line leaves the picture its last pixels are often darker than its median gray (a
+        # photo's corners, a thin line's aliasing): a short run of them there is the line's end
+        within = np.flatnonzero(inside.any(axis=0))
+        runs = darker.any(axis=0)
+        stub = runs & ~_long_runs(runs, RULE_ALONG) & _runs_reaching(runs, within[0], within[-1])
+        stub |= runs & ~_long_runs(runs, narrowest)
+        keep = (darker & ~stub[None, :]) | (crossed | along)[None, :]
         whiten = inside & ~keep
         out[band[whiten], cols[whiten]] = 255
-    return Image.fromarray(out)
+    return out, found
+
+
+def _page_gray(values: np.ndarray, shift: np.ndarray, lines: list[tuple[int, int]]) -> float:
+    """The gray of a page's lines: the median, over all its lines and columns, of each line's darkest
+    pixel in each column where it is seen (writing on a line is the rarer, darker part)."""
+    h, w = values.shape
+    grays = []
+    for first, last in lines:
+        band = np.arange(first, last + 1)[:, None] + shift[None, :]
+        inside = (band >= 0) & (band < h)
+        darkest = np.where(inside, values[np.clip(band, 0, h - 1), np.arange(w)[None, :]], 255).min(axis=0)
+        grays.append(darkest[darkest < RULE_DARK])
+    grays = np.concatenate(grays) if grays else np.zeros(0)
+    return float(np.median(grays)) if len(grays) else 0.0
+
+
+def _runs_reaching(mask: np.ndarray, first: int, last: int) -> np.ndarray:
+    """``mask`` (1-D, bool) with only its runs of True that reach index ``first`` or ``last``."""
+    out = np.zeros_like(mask)
+    for end, step in ((first, 1), (last, -1)):
+        i = end
+        while 0 <= i < len(mask) and mask[i]:
+            out[i] = True
+            i += step
+    return out
 
 
 def _long_runs(mask: np.ndarray, shortest: int) -> np.ndarray:
@@ -245,7 +319,7 @@ def _long_runs(mask: np.ndarray, shortest: int) -> np.ndarray:
 
 
 def simulated_photo(picture: Image.Image, rng: np.random.Generator, jpeg: bool = True,
-                    ruling: np.random.Generator | None = None) -> Image.Image:
+                    ruling: np.random.Generator | None = None, squared: bool = False) -> Image.Image:
     """A phone's photo of ``picture`` (white paper, black ink): paper all round it (a quarter of its
     height), the paper gray (140-230) and the ink dark gray (15-90), lit by a gradient across the
     page (up to 35 % darker on one side) and a soft vignette, blurred a little, with sensor noise
@@ -253,7 +327,8 @@ def simulated_photo(picture: Image.Image, rng: np.random.Generator, jpeg: bool =
 
     With ``ruling`` (a generator of its own, so that the photo is otherwise the same), the paper is
     ruled: lines across the page every 0.5-1.5 of the picture's height, 1-3 pixels thick (at a
-    height of 150), 20-60 % as dark as the ink, tilted up to 1.5 degrees, under the ink."""
+    height of 150), 20-60 % as dark as the ink, tilted up to 1.5 degrees, under the ink; with ``squared``
+    too, squared paper: lines every 0.3-0.7 of the picture's height both across and down the page."""
     picture = picture.convert("L")
     pad = max(4, picture.size[1] // 4)
     page = Image.new("L", (picture.size[0] + 2 * pad, picture.size[1] + 2 * pad), 255)
@@ -261,7 +336,7 @@ def simulated_photo(picture: Image.Image, rng: np.random.Generator, jpeg: bool =
     ink = 1.0 - np.asarray(page, np.float64) / 255.0
     h, w = ink.shape
     if ruling is not None:
-        ink = np.maximum(ink, _ruled(h, w, picture.size[1], ruling))
+        ink = np.maximum(ink, _ruled(h, w, picture.size[1], ruling, squared))
     paper, pen = rng.uniform(140, 230), rng.uniform(15, 90)
     values = paper - (paper - pen) * ink
     ys, xs = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
@@ -282,13 +357,32 @@ def simulated_photo(picture: Image.Image, rng: np.random.Generator, jpeg: bool =
     return image
 
 
-def _ruled(h: int, w: int, height: int, rng: np.random.Generator) -> np.ndarray:
-    """A page's ruling as ink (0-1): lines every 0.5-1.5 ``height``, tilted up to 1.5 degrees."""
-    spacing = rng.uniform(0.5, 1.5) * height
+def _ruled(h: int, w: int, height: int, rng: np.random.Generator, squared: bool = False) -> np.ndarray:
+    """A page's ruling as ink (0-1): lines every 0.5-1.5 ``height``, tilted up to 1.5 degrees; ``squared``:
+    every 0.3-0.7 ``height``, and as many down the page, square to them."""
+    spacing = rng.uniform(0.3, 0.7) * height if squared else rng.uniform(0.5, 1.5) * height
     thickness = max(1.0, rng.uniform(0.007, 0.02) * height)
     darkness = rng.uniform(0.2, 0.6)
     slope = np.tan(np.radians(rng.uniform(-1.5, 1.5)))
     ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
-    along = ys - slope * xs - rng.uniform(0, spacing)  # distance down from a line, measured upright
-    apart = np.abs((along + spacing / 2) % spacing - spacing / 2)
-    return np.where(apart <= thickness / 2, darkness, 0.0)
+
+    def lines(distance: np.ndarray) -> np.ndarray:  # distance along the normal, from a line
+        apart = np.abs((distance - rng.uniform(0, spacing) + spacing / 2) % spacing - spacing / 2)
+        return apart <= thickness / 2
+
+    on = lines(ys - slope * xs)  # distance down from a line, measured upright
+    if squared:
+        on |= lines(xs + slope * ys)
+    return np.where(on, darkness, 0.0)
+
+
+PAPERS = ("plain", "ruled", "squared")
+
+
+def photo_of_paper(picture: Image.Image, seed: int, paper: str = "plain") -> Image.Image:
+    """``simulated_photo`` of ``picture`` on ``paper`` (one of ``PAPERS``), its randomness from ``seed``
+    and its ruling's from ``[seed, 1]`` (so a ruled photo is the plain one with lines)."""
+    if paper not in PAPERS:
+        raise ValueError(f"paper must be one of {', '.join(PAPERS)}, not {paper!r}")
+    ruling = np.random.default_rng([seed, 1]) if paper != "plain" else None
+    return simulated_photo(picture, np.random.default_rng(seed), ruling=ruling, squared=paper == "squared")

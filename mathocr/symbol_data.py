@@ -66,12 +66,11 @@ def picture_image(picture: Image.Image, size: int = DEFAULT_SIZE, pen_normalise:
 
 
 def _draw_symbol(strokes: Sequence[np.ndarray], size: int, picture: tuple[int, float] | None,
-                 pen_normalise: bool, photo_seed: int | None = None, flatten: bool = True, ruled: bool = False,
+                 pen_normalise: bool, photo_seed: int | None = None, flatten: bool = True, paper: str = "plain",
                  ruling: bool = True) -> np.ndarray:
     """``symbol_image``, or with ``picture`` (side, pen width in pixels) the strokes drawn as a
     square picture that size and read as an upload is (``picture_image``); with ``photo_seed`` too,
-    the picture made a phone's photo of paper first (``photo.simulated_photo``; with ``ruled``, of
-    ruled paper, its lines from seed ``[photo_seed, 1]``) and read as an uploaded file is
+    the picture made a phone's photo of ``paper`` first (``photo.photo_of_paper``) and read as an uploaded file is
     (``render.paper_image``; its paper flattened unless ``flatten`` is False, its lines taken away
     unless ``ruling`` is False)."""
     if picture is None:
@@ -79,14 +78,10 @@ def _draw_symbol(strokes: Sequence[np.ndarray], size: int, picture: tuple[int, f
     side, pen = picture
     image = render_strokes(strokes, side, side, stroke_width=pen)
     if photo_seed is not None:
-        from mathocr.photo import simulated_photo
-        from mathocr.render import paper_image
+        from mathocr.photo import photo_of_paper
+        from mathocr.render import ImageError, paper_image
 
-        from mathocr.render import ImageError
-
-        lines = np.random.default_rng([photo_seed, 1]) if ruled else None
-        image = paper_image(simulated_photo(image, np.random.default_rng(photo_seed), ruling=lines), flatten=flatten,
-                            ruling=ruling)
+        image = paper_image(photo_of_paper(image, photo_seed, paper), flatten=flatten, ruling=ruling)
         try:
             return picture_image(image, size, pen_normalise)
         except ImageError:  # what a user would be told (no ink found): a blank input, a miss
@@ -154,7 +149,7 @@ def _render_file(job: tuple) -> tuple[list[np.ndarray], list[str], list[np.ndarr
         for n, ((symbol, strokes), row) in enumerate(zip(symbols, context)):
             # a photo's randomness from the file's name and the symbol's place in it: the same in any worker
             seed = zlib.crc32(f"{Path(path).name}:{n}".encode()) if photo else None
-            image = _draw_symbol(strokes, size, picture, pen_normalise, seed, flatten, photo == "ruled", ruling)
+            image = _draw_symbol(strokes, size, picture, pen_normalise, seed, flatten, photo or "plain", ruling)
             images.append(np.round(image * 255).astype(np.uint8))
             labels.append(normalize_symbol(symbol.label))
             contexts.append(row)
@@ -167,7 +162,7 @@ def render_symbol_files(paths: Iterable[str | os.PathLike], size: int = DEFAULT_
                         ruling: bool = True) -> SymbolSet:
     """Render every symbol of every InkML file (unusable files are skipped). With ``picture``
     (side, pen width in pixels) each is drawn as a square picture and read as an upload instead;
-    with ``photo`` too (``"plain"`` or ``"ruled"`` paper), as a simulated phone photo of that picture
+    with ``photo`` too (``"plain"``, ``"ruled"`` or ``"squared"`` paper), as a simulated phone photo of that picture
     (see ``_draw_symbol``; ``flatten`` False: its paper not flattened; ``ruling`` False: its lines kept)."""
     if photo and picture is None:
         raise ValueError("photos are made from pictures: give --as-picture SIDE,PEN with --as-photo")

@@ -11,6 +11,8 @@ import os
 import time
 from pathlib import Path
 
+from mathocr.photo import PAPERS
+
 
 def _recognizer(model_dir: str | None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -60,7 +62,7 @@ def cmd_evaluate_symbols(args) -> int:
         print(f"each drawn as a {side}-pixel square picture with a {pen:g}-pixel pen, "
               + (f"made a phone's photo of {args.as_photo} paper "
                  f"({'paper flattened' if not args.no_flatten else 'paper as photographed'}"
-                 f"{', lines kept' if args.as_photo == 'ruled' and args.keep_ruling else ''}), "
+                 f"{', lines kept' if args.as_photo != 'plain' and args.keep_ruling else ''}), "
                  if args.as_photo else "")
               + f"read as an upload ({'pen normalised' if recognizer.pen_normalise else 'pen as drawn'})")
     print(f"top-1 {evaluation.top1:.2%}   top-5 {evaluation.top5:.2%}"
@@ -129,9 +131,9 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     evaluate.add_argument("--as-picture", type=picture_size, metavar="HEIGHT,PEN",
                           help="draw each symbol as a picture HEIGHT pixels square with a PEN pixels wide and read it "
                                "as an upload (a photo's or scan's path through the model; no context)")
-    evaluate.add_argument("--as-photo", nargs="?", const="plain", choices=("plain", "ruled"),
+    evaluate.add_argument("--as-photo", nargs="?", const="plain", choices=PAPERS,
                           help="with --as-picture: make each picture a phone's photo of paper (gray, unevenly lit, "
-                               "noisy, a JPEG; 'ruled': with ruled lines across it) and read it as an uploaded file is")
+                               "noisy, a JPEG; 'ruled': with ruled lines across it; 'squared': lines across and down) and read it as an uploaded file is")
     evaluate.add_argument("--no-flatten", action="store_true",
                           help="read photos without flattening their paper (to measure what flattening gains)")
     evaluate.add_argument("--keep-ruling", action="store_true",

@@ -102,7 +102,7 @@ def ink_input(key: str, height: int = 280, width: int = 280, stroke_width: int =
 # What ``render.paper_image`` may do to an upload, as a user is told it
 CLEANING = {"inverted": "light ink on a dark ground inverted",
             "flattened": "the photo's gray, unevenly lit paper made white",
-            "ruling_removed": "ruled lines taken away"}
+            "ruling_removed": "the lines of ruled or squared paper taken away"}
 
 
 def model_directory(kind: str, env_var: str, quiet: bool = False) -> str:

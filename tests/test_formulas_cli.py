@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from fixtures import symbols_in_a_row, write_inkml
+from mathocr.photo import PAPERS
 from test_formula_model import SYNTHETIC, save_tiny_recognizer
 
 KEYS = {"n", "exprate", "le1", "le2", "bleu4", "token_edit_distance", "ms_per_formula"}
@@ -92,12 +93,13 @@ def test_evaluate_reads_inkml_drawn_as_pictures(model_dir, inkml_dir, capsys):
     code, out = run_cli(args, capsys)
     assert json.loads(out.out)["picture"] is None and scores[False]["photo"] is None
     for flags in (["--as-photo"], ["--as-photo", "--no-flatten"], ["--as-photo", "ruled"],
-                  ["--as-photo", "ruled", "--keep-ruling"]):
+                  ["--as-photo", "ruled", "--keep-ruling"], ["--as-photo", "squared"]):
         code, out = run_cli(args + ["--as-picture", "150,12", *flags], capsys)
         assert code == 0
         photo = json.loads(out.out)
         flattened = "--no-flatten" not in flags
-        assert photo["photo"] == {"paper": "ruled" if "ruled" in flags else "plain", "flatten": flattened,
+        assert photo["photo"] == {"paper": flags[1] if len(flags) > 1 and flags[1] in PAPERS else "plain",
+                                  "flatten": flattened,
                                   "remove_ruling": flattened and "--keep-ruling" not in flags}
         assert 0 <= photo["unreadable"] <= photo["n"] == len(SYNTHETIC) and KEYS <= set(photo)
     code, out = run_cli(args + ["--as-photo"], capsys)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from fixtures import symbols_in_a_row
-from mathocr.photo import flatten_paper, paper_light, remove_ruling, ruling_lines, simulated_photo
+from mathocr.photo import flatten_paper, paper_light, photo_of_paper, remove_ruling, ruling_lines, simulated_photo
 from mathocr.render import fit_bitmap, ink_array, light_paper, load_image, paper_image, render_strokes
 
 
@@ -106,6 +106,110 @@ def test_ruling_goes_and_the_writing_across_it_stays(line, slope):
     bare[8:116, 200:204] = 0
     image = Image.fromarray(bare)
     assert ruling_lines(bare) == (0.0, []) and remove_ruling(image) is image
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_photo_of_squared_paper_reaches_the_model_as_the_clean_picture_does(seed):
+    clean = formula_picture()
+    photo = photo_of_paper(clean, seed, "squared")
+    flat = np.asarray(flatten_paper(photo))
+    assert len(ruling_lines(flat)[1]) >= 2 and len(ruling_lines(flat.T)[1]) >= 4  # lines across and down, found
+    want = model_input(clean)
+    got = model_input(load_image(_png(photo)))
+    # a little of a line may stay beside the writing (for 2 of 12 seeds a few pixels: a crop 3 % narrower)
+    assert abs(got.shape[1] - want.shape[1]) <= 8, (got.shape, want.shape)
+    width = min(got.shape[1], want.shape[1])
+    assert np.abs(got[:, :width] - want[:, :width]).mean() < 0.09
+    # with the lines across taken away but not those down, the crop is the whole page (the test can fail)
+    across_only = np.asarray(flatten_paper(photo)).copy()
+    slope, lines = ruling_lines(across_only)
+    from mathocr.photo import _whiten_lines
+
+    half = model_input(Image.fromarray(_whiten_lines(across_only, slope, lines)[0]))
+    assert abs(half.shape[1] - want.shape[1]) > 2 or np.abs(half[:, :width] - want[:, :width]).mean() > 0.05
+
+
+def test_photos_of_each_paper_share_their_randomness_and_differ_in_their_lines():
+    clean = formula_picture()
+    plain, ruled, squared = (np.asarray(photo_of_paper(clean, 7, paper), np.float64)
+                             for paper in ("plain", "ruled", "squared"))
+    assert np.array_equal(plain, np.asarray(simulated_photo(clean, np.random.default_rng(7)), np.float64))
+    assert np.array_equal(ruled, np.asarray(simulated_photo(clean, np.random.default_rng(7),
+                                                            ruling=np.random.default_rng([7, 1])), np.float64))
+    # the lines only darken the page: most pixels as in the plain photo, none much lighter, some darker,
+    # squared paper's (lines both ways, closer) several times as many as ruled paper's
+    for lined in (ruled, squared):
+        assert np.median(np.abs(lined - plain)) < 1 and (lined > plain + 10).mean() == 0
+    assert 0.002 < (ruled < plain - 10).mean() < 0.5 * (squared < plain - 10).mean()
+    # squared paper has lines down the page too: its columns' darkest pixels are darker than the ruled page's
+    assert ruling_lines(np.asarray(flatten_paper(Image.fromarray(squared.astype(np.uint8)))).T)[1]
+    assert not ruling_lines(np.asarray(flatten_paper(Image.fromarray(ruled.astype(np.uint8)))).T)[1]
+    with pytest.raises(ValueError, match="paper must be one of"):
+        photo_of_paper(clean, 7, "graph")
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.03])
+def test_squared_papers_lines_go_both_ways_and_the_writing_stays(slope):
+    h, w = 160, 420
+    page = np.full((h, w), 255, np.uint8)
+    xs, ys = np.arange(w), np.arange(h)
+    for row in range(10, h, 40):  # across, tilted by slope
+        rows = np.round(row + slope * (xs - w / 2)).astype(int)
+        ok = (rows >= 0) & (rows < h)
+        page[rows[ok], xs[ok]] = 150
+    for col in range(15, w, 40):  # down, square to them
+        cols = np.round(col - slope * (ys - h / 2)).astype(int)
+        ok = (cols >= 0) & (cols < w)
+        page[ys[ok], cols[ok]] = 150
+    page[60:64, 60:360] = 0  # a bar across several lines down
+    page[70:130, 134:139] = 0  # a stroke drawn along a line down (x = 135), thicker than it
+    page[95:125, 240:244] = 0  # a short stroke down, across a line across
+    out = np.asarray(remove_ruling(Image.fromarray(page)))
+    writing = np.zeros_like(page, bool)
+    writing[60:64, 60:360] = writing[70:130, 134:139] = writing[95:125, 240:244] = True
+    assert (out[writing] == 0).all()
+    near = np.asarray(Image.fromarray(writing.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0
+    assert not (out < 200)[~near].any(), np.argwhere((out < 200) & ~near)[:5]  # every line and crossing gone
+
+
+def test_a_long_bar_drawn_on_a_line_stays():
+    # a fraction bar (or a square root's overline) drawn right on a line, longer than the span over which
+    # the line's gray is measured: only the page's other lines tell that the bar is darker than a line
+    h, w = 160, 500
+    page = np.full((h, w), 255, np.uint8)
+    for row in (20, 70, 120):
+        page[row:row + 2, :] = 170
+    page[69:73, 100:380] = 0  # the bar, on the middle line, 280 columns long
+    page[30:62, 230:234] = 0  # a numerator above it, a denominator below
+    page[80:112, 230:234] = 0
+    out = np.asarray(remove_ruling(Image.fromarray(page)))
+    assert (out[69:73, 100:380] == 0).all()
+    assert (out[70:72, :95] == 255).all() and (out[70:72, 385:] == 255).all()  # the line either side goes
+    assert (out[20:22] == 255).all() and (out[120:122] == 255).all()
+
+
+def test_a_ruled_pages_margin_line_goes_too():
+    h, w = 150, 400
+    page = np.full((h, w), 255, np.uint8)
+    for row in (20, 75, 130):
+        page[row:row + 2, :] = 170
+    page[:, 30:32] = 120  # the margin: one line down, darker than the ruling
+    page[60:90, 31:36] = 0  # writing begun on the margin line, along it
+    page[40:110, 100:104] = 0  # and a stroke down across a line, right of it
+    out = np.asarray(remove_ruling(Image.fromarray(page)))
+    assert (out[:, 30:32][np.r_[0:56, 94:150]] == 255).all()  # the margin line gone, away from the writing
+    assert (out[60:90, 31:36] == 0).all() and (out[40:110, 100:104] == 0).all()
+
+
+def test_lines_down_are_looked_for_only_on_paper_ruled_across():
+    # a tightly cropped picture: a 1 and a bar from its top edge to its bottom edge, no ruling across
+    page = np.full((120, 300), 255, np.uint8)
+    page[0:120, 40:43] = 0
+    page[0:120, 200:202] = 90
+    page[50:54, 80:160] = 0
+    image = Image.fromarray(page)
+    assert ruling_lines(page.T)[1]  # they look like lines down the page
+    assert remove_ruling(image) is image  # but on unruled paper they are writing: left alone
 
 
 def test_dim_paper_is_not_taken_for_a_blackboard():

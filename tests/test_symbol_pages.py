@@ -96,14 +96,15 @@ def test_an_upload_says_what_was_done_to_it_before_reading(model_dir, monkeypatc
     import numpy as np
 
     from fixtures import glyph
-    from mathocr.photo import simulated_photo
+    from mathocr.photo import photo_of_paper, simulated_photo
     from mathocr.render import render_strokes
 
     paper = render_strokes(glyph("+"), 300, 300, stroke_width=10)
     said = {}
     for name, image in (("clean.png", paper),
                         ("photo.png", simulated_photo(paper, np.random.default_rng(0))),
-                        ("ruled.png", simulated_photo(paper, np.random.default_rng(0), ruling=np.random.default_rng(1)))):
+                        ("ruled.png", simulated_photo(paper, np.random.default_rng(0), ruling=np.random.default_rng(1))),
+                        ("squared.png", photo_of_paper(paper, 0, "squared"))):
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         at = symbols_page(model_dir, monkeypatch)
@@ -111,8 +112,9 @@ def test_an_upload_says_what_was_done_to_it_before_reading(model_dir, monkeypatc
         assert not at.exception and not at.error and len(at.code) == 5
         said[name] = " ".join(c.value for c in at.caption if c.value.startswith("Before reading it"))
     assert said["clean.png"] == ""
-    assert "paper made white" in said["photo.png"] and "ruled lines" not in said["photo.png"]
-    assert "paper made white" in said["ruled.png"] and "ruled lines taken away" in said["ruled.png"]
+    assert "paper made white" in said["photo.png"] and "lines" not in said["photo.png"]
+    for lined in ("ruled.png", "squared.png"):
+        assert "paper made white" in said[lined] and "lines of ruled or squared paper taken away" in said[lined]
 
 
 def test_a_file_that_is_not_an_image_gives_a_clear_message(model_dir, monkeypatch):

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from fixtures import GLYPH_LABELS, glyph, write_inkml
+from mathocr.photo import PAPERS
 from mathocr.render import augment_strokes, load_image, render_strokes
 
 REPO = Path(__file__).resolve().parent.parent
@@ -233,11 +234,12 @@ def test_evaluate_command_reads_inkml_drawn_as_pictures(trained_run, symbol_dirs
     assert main(args[:-3] + ["--as-picture", "150,12"]) == 0
     assert "150-pixel square picture with a 12-pixel pen" in capsys.readouterr().out
     for flags in (["--as-photo"], ["--as-photo", "--no-flatten"], ["--as-photo", "ruled"],
-                  ["--as-photo", "ruled", "--keep-ruling"]):
+                  ["--as-photo", "ruled", "--keep-ruling"], ["--as-photo", "squared"]):
         assert main(args + flags) == 0
         photo = json.loads(capsys.readouterr().out)
         flattened = "--no-flatten" not in flags
-        assert photo["photo"] == {"paper": "ruled" if "ruled" in flags else "plain", "flatten": flattened,
+        assert photo["photo"] == {"paper": flags[1] if len(flags) > 1 and flags[1] in PAPERS else "plain",
+                                  "flatten": flattened,
                                   "remove_ruling": flattened and "--keep-ruling" not in flags}
         assert photo["n"] == symbol_dirs["counts"]["test"] and 0 <= photo["top1"] <= photo["top5"] <= 1
     assert main(args[:-3] + ["--as-picture", "150,12", "--as-photo"]) == 0
