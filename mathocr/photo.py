@@ -270,7 +270,9 @@ def _whiten_lines(values: np.ndarray, slope: float, lines: list[tuple[int, int]]
         thick = np.where(core.any(axis=0), core.sum(axis=0) + up + down, 0)
         typical = float(np.median(thick[thick > 0])) if thick.any() else 0.0
         along = _long_runs(thick > typical + 2, RULE_ALONG)  # writing, not a blot of the line
-        darker = inside & (pixels < level[None, :] - RULE_CONTRAST)
+        # writing is darker than the line here and than the page's lines: a faint line's darker dashes are not
+        darkest_line = level if page is None else np.minimum(level, page)
+        darker = inside & (pixels < darkest_line[None, :] - RULE_CONTRAST)
         # where the line leaves the picture its last pixels are often darker than its median gray (a
         # photo's corners, a thin line's aliasing): a short run of them there is the line's end
         within = np.flatnonzero(inside.any(axis=0))

@@ -188,6 +188,22 @@ def test_a_long_bar_drawn_on_a_line_stays():
     assert (out[20:22] == 255).all() and (out[120:122] == 255).all()
 
 
+def test_a_faint_lines_darker_dashes_go_with_it():
+    # a faint line (the flattening leaves it light, with darker dashes): the dashes are darker than the line's
+    # own gray, but not than the page's lines, so they are line, not writing
+    h, w = 160, 500
+    page = np.full((h, w), 255, np.uint8)
+    for row in (20, 120):
+        page[row:row + 2, :] = 170
+    page[70:72, :] = 225
+    for col in range(0, w, 12):
+        page[70:72, col:col + 4] = 175
+    page[40:100, 250:254] = 0  # a stroke down across it
+    out = np.asarray(remove_ruling(Image.fromarray(page)))
+    assert (out[70:72, :240] == 255).all() and (out[70:72, 265:] == 255).all()
+    assert (out[40:100, 250:254] == 0).all()
+
+
 def test_a_ruled_pages_margin_line_goes_too():
     h, w = 150, 400
     page = np.full((h, w), 255, np.uint8)
