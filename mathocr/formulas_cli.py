@@ -117,12 +117,13 @@ def pooled_candidates(report: dict) -> list[tuple[list[list[str]], list[tuple[fl
 def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int = 1, progress=None,
                       picture: tuple[int, float] | None = None, rescore_weights: Sequence[float] = (),
                       known: Sequence[Sequence[str]] | None = None, photo: str | None = None,
-                      flatten: bool = True, ruling: bool = True) -> dict:
+                      flatten: bool = True, ruling: bool = True, tilt: float = 0.0) -> dict:
     """``evaluate_arrays`` on ``InkFormula``s, rendered the way the model was trained; or, with
     ``picture`` (height, pen width in pixels), first drawn as a picture that size and read as an
     upload is (``input_from_image``). With ``photo`` too (``"plain"``, ``"ruled"`` or ``"squared"``), each
     picture is made a phone's photo of that paper (``photo.photo_of_paper``, the n-th formula's from seed n) and read the way an uploaded file is (``render.paper_image``; with
-    ``flatten`` False, its paper is not flattened; with ``ruling`` False, its ruling is not taken away)."""
+    ``flatten`` False, its paper is not flattened; with ``ruling`` False, its ruling is not taken away; ``tilt``:
+    the photo taken that many degrees askew)."""
     if picture is None:
         if photo:
             raise ValueError("photos are made from pictures: give --as-picture HEIGHT,PEN with --as-photo")
@@ -136,7 +137,7 @@ def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int
         for n, f in enumerate(formulas):
             image = render_strokes(f.strokes, height=height, max_width=40 * height, stroke_width=pen)
             if photo:
-                image = paper_image(photo_of_paper(image, n, photo), flatten=flatten, ruling=ruling)
+                image = paper_image(photo_of_paper(image, n, photo, tilt), flatten=flatten, ruling=ruling)
             try:
                 arrays.append(recognizer.input_from_image(image))
             except ImageError:  # what a user would be told (e.g. no ink found): read as a blank, a miss
@@ -222,6 +223,8 @@ def cmd_evaluate_formulas(args) -> int:
     from mathocr.latex import normalize_tokens, tokenize_latex
     from mathocr.render import load_image
 
+    if args.photo_tilt and not args.as_photo:
+        raise ValueError("--photo-tilt turns photos: give --as-photo [PAPER] with it")
     recognizer = _recognizer(args.model)
     recognizer.length_limit = not args.no_length_limit
     recognizer.pen_normalise = not args.no_pen_normalise
@@ -282,14 +285,15 @@ def cmd_evaluate_formulas(args) -> int:
             raise ValueError(f"no readable formulas in {source}")
         report = evaluate_formulas(recognizer, formulas, args.beam, args.batch_size, progress, args.as_picture,
                                    args.rescore_weights, known, args.as_photo, not args.no_flatten,
-                                   not args.keep_ruling)
+                                   not args.keep_ruling, args.photo_tilt)
     scores = report["scores"]
     scores.update(source=source, model=str(args.model or "models/formulas"),
                   picture=list(args.as_picture) if args.as_picture else None, pen_normalise=recognizer.pen_normalise,
                   pen_channels=recognizer.channels > 1 and recognizer.read_pen and not args.as_picture
                   and not args.images and not args.im2latex,
                   photo={"paper": args.as_photo, "flatten": not args.no_flatten,
-                         "remove_ruling": not args.no_flatten and not args.keep_ruling} if args.as_photo else None,
+                         "remove_ruling": not args.no_flatten and not args.keep_ruling,
+                         "tilt": args.photo_tilt} if args.as_photo else None,
                   rescore={"model": args.rescore_with or "config.json",
                            "weight": recognizer.rescore_weight} if recognizer.rescoring else None)
     if args.out:
@@ -481,7 +485,11 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
                          "as an upload (a photo's or scan's path through the model)")
     ev.add_argument("--as-photo", nargs="?", const="plain", choices=PAPERS,
                     help="with --as-picture: make each picture a phone's photo of paper (gray, unevenly lit, noisy, "
-                         "a JPEG; 'ruled': with ruled lines across it) and read it as an uploaded file is")
+                         "a JPEG; 'ruled': with ruled lines across it, 'squared': both ways) and read it as an "
+                         "uploaded file is")
+    ev.add_argument("--photo-tilt", type=float, default=0.0, metavar="DEGREES",
+                    help="with --as-photo: the photos taken askew, page and writing turned by DEGREES "
+                         "(counter-clockwise; ruled lines are looked for up to 8 degrees)")
     ev.add_argument("--no-flatten", action="store_true",
                     help="read photos without flattening their paper (to measure what flattening gains)")
     ev.add_argument("--keep-ruling", action="store_true",

@@ -33,9 +33,11 @@ CLEAN_PAPER = 248
 NOISE_CLEAN = 1.5
 # The surface: every monomial x^i y^j with i + j <= DEGREE (10 terms).
 DEGREE = 3
-# Ruling: lines at most this many degrees from horizontal, each dark (below RULE_DARK) over at least
-# RULE_COVER of the picture's width and reaching within RULE_EDGE of its width of both its edges.
-RULE_MAX_TILT = 3.0
+# Ruling: lines at most this many degrees from horizontal (a photo taken a little askew), each dark (below
+# RULE_DARK, gaps up to RULE_GAP pixels bridged) over at least RULE_COVER of the picture's width and reaching
+# within RULE_EDGE of its width of both its edges; or, where the page has two lines or more, within RULE_LOOSE
+# times that, if no thicker than RULE_THIN rows (a photo's lines fade towards its corners; writing is thicker).
+RULE_MAX_TILT = 8.0
 RULE_DARK = 235
 RULE_COVER = 0.45
 RULE_EDGE = 0.02
@@ -47,6 +49,9 @@ RULE_STROKE = 160
 RULE_LOOK = 12
 RULE_ALONG = 6  # columns at least, side by side: writing along a line is a stroke, not a blot
 RULE_SPAN = 50  # the line's gray is the median over this many columns either side
+RULE_GAP = 16  # a faint line is broken into dashes where flattening whitened the paper
+RULE_LOOSE = 5
+RULE_THIN = 5
 RULE_CROSSING = 4  # squared paper: where lines cross, darker pixels in runs narrower than this are the crossing
 
 
@@ -121,17 +126,21 @@ def ruling_lines(values: np.ndarray, edge: float | None = None) -> tuple[float, 
     outside the picture when the line is tilted). No lines: ``(0.0, [])``.
 
     Every slope up to ``RULE_MAX_TILT`` degrees is tried (coarse, then fine): the dark pixels are
-    counted along each sheared row, and a ruling is a sheared row dark over ``RULE_COVER`` of its
+    counted along each sheared row (gaps of up to ``RULE_GAP`` pixels along a row bridged: a faint line
+    comes out of ``flatten_paper`` as dashes), and a ruling is a sheared row dark over ``RULE_COVER`` of its
     length in the picture (at least a third of the width), whose dark pixels reach both ends of it,
     with the rows beside it dark at least half as often as its darkest row (its blurred edges). A fraction bar or a
-    minus sign short of either edge is never taken for one. ``edge``: how near (pixels) a ruling's ends
-    come to the picture's edges (default ``RULE_EDGE`` of its width)."""
+    minus sign short of either edge is never taken for one, nor one line alone as dark as the writing
+    (``_ink_gray``: a long stroke, askew). ``edge``: how near (pixels) a ruling's ends
+    come to the picture's edges (default ``RULE_EDGE`` of its width); where two lines or more are found,
+    thin ones (``RULE_THIN`` rows at most) may end ``RULE_LOOSE`` times as far from them (a photo's lines fade
+    towards its corners)."""
     h, w = values.shape
     if w < 32 or h < 4:
         return 0.0, []
-    dark = values < RULE_DARK
+    dark = _bridged(values < RULE_DARK, RULE_GAP)
     slack = RULE_EDGE * w if edge is None else edge
-    edge = max(1, int(slack))
+    edge = max(1, int(RULE_LOOSE * slack))
     if not (dark[:, :edge].any() and dark[:, -edge:].any()):  # a ruling reaches both sides
         return 0.0, []
     ys, xs = np.nonzero(dark)
@@ -140,20 +149,21 @@ def ruling_lines(values: np.ndarray, edge: float | None = None) -> tuple[float, 
     steepest = np.tan(np.radians(RULE_MAX_TILT))
     reach = int(np.ceil(steepest * w)) + 1  # rows a sheared row can move: its index never falls outside
 
-    def sheared(slope: float) -> np.ndarray:
-        return ys - np.round(xs * slope).astype(np.int64) + reach
+    def sheared(slope: float, every: int = 1) -> np.ndarray:
+        return ys[::every] - np.round(xs[::every] * slope).astype(np.int64) + reach
 
-    def counts(slope: float) -> np.ndarray:
-        return np.bincount(sheared(slope), minlength=h + 2 * reach)
+    def counts(slope: float, every: int = 1) -> np.ndarray:
+        return np.bincount(sheared(slope, every), minlength=h + 2 * reach)
 
-    def likeliest(slopes: np.ndarray) -> float:  # the middle of the slopes that line up the most dark pixels
-        peaks = np.array([counts(s).max() for s in slopes])
+    def likeliest(slopes: np.ndarray, every: int = 1) -> float:  # the middle of the slopes lining up the most dark pixels
+        peaks = np.array([counts(s, every).max() for s in slopes])
         tied = slopes[peaks == peaks.max()]
         return float(tied[len(tied) // 2])
 
-    coarse = np.linspace(-steepest, steepest, 41)
+    coarse = np.linspace(-steepest, steepest, 2 * int(np.ceil(RULE_MAX_TILT / 0.15)) + 1)  # 0.15 degrees apart
     step = coarse[1] - coarse[0]
-    slope = likeliest(np.clip(likeliest(coarse) + np.linspace(-step, step, 21), -steepest, steepest))
+    # the coarse search on every fourth dark pixel (a line's peak stands out as well), the fine one on all
+    slope = likeliest(np.clip(likeliest(coarse, 4) + np.linspace(-step, step, 21), -steepest, steepest))
     if abs(slope) * w < 0.5:
         slope = 0.0
     row_counts = counts(slope)
@@ -179,17 +189,38 @@ def ruling_lines(values: np.ndarray, edge: float | None = None) -> tuple[float, 
             last += 1
         on_line = (order >= first) & (order <= last)
         core = int(band[len(band) // 2])
-        if xs[on_line].min() <= enters[core] + slack and xs[on_line].max() >= leaves[core] - slack:
-            lines.append((first - reach, last - reach))
+        gap = max(xs[on_line].min() - enters[core], leaves[core] - xs[on_line].max())
+        if gap <= slack or (gap <= RULE_LOOSE * slack and last - first <= RULE_THIN):
+            lines.append((first - reach, last - reach, gap <= slack))
+    # a thin line may fade out further from the edges where the page has others: one bar is not a ruling
+    if len(lines) < 2:
+        lines = [line for line in lines if line[2]]
+    lines = [(first, last) for first, last, _ in lines]
     if not any(length[first + reach:last + reach + 1].max() >= w / 3 for first, last in lines):
         return 0.0, []
+    # one line alone as dark as the writing is more likely writing (a long stroke, askew) than a ruling
+    if len(lines) == 1 and _page_gray(values, shift, lines) < _ink_gray(values) + RULE_CONTRAST:
+        return 0.0, []
     return slope, lines
+
+
+def _bridged(dark: np.ndarray, gap: int) -> np.ndarray:
+    """``dark`` (``(h, w)``, bool) with its gaps along each row of at most ``gap`` pixels filled: a pixel
+    with dark ones no more than ``gap`` to its left and to its right (a row's dark runs do not grow)."""
+    if gap < 1:
+        return dark
+    h, w = dark.shape
+    columns = np.arange(w)
+    before = np.maximum.accumulate(np.where(dark, columns, -w - gap), axis=1)
+    after = np.minimum.accumulate(np.where(dark, columns, 2 * w + gap)[:, ::-1], axis=1)[:, ::-1]
+    return dark | ((columns - before <= gap) & (after - columns <= gap))
 
 
 def remove_ruling(gray: Image.Image) -> Image.Image:
     """``gray`` (an ``"L"`` image with white paper, as ``flatten_paper`` leaves a photo) with the
     lines of ruled paper whitened (``ruling_lines``), except where the writing is darker than the
-    line (by ``RULE_CONTRAST``), goes on across it (ink three rows beyond it) or lies along it (the
+    line (by ``RULE_CONTRAST``, and nearer the writing's gray than the line's: ``_ink_gray``; a noisy
+    faint line's darker stretches are line), goes on across it (ink three rows beyond it) or lies along it (the
     ink through the line more than two pixels thicker than the line's own for ``RULE_ALONG`` columns
     or more: a fraction bar or the bar of a 4 drawn on the line), and so in the two rows either side (the line's blurred edges, or
     where its rows round the other way). Without a ruling the same image comes back.
@@ -201,7 +232,8 @@ def remove_ruling(gray: Image.Image) -> Image.Image:
 
     Squared paper: on a page ruled across, lines down it (top edge to bottom edge, up to
     ``RULE_MAX_TILT`` from vertical, ending as near the edges as lines across do; a margin's line too)
-    are then whitened the same way. They are looked for only there, so that on a tightly cropped
+    are then whitened the same way. They are looked for only there, and unless the page has two lines
+    down or more, only as thin as its lines across (a row or two more), so that on a tightly cropped
     picture a tall stroke from edge to edge (a 1, a bar) is never taken for one. Where lines cross, the first pass keeps the crossing (ink goes on beyond the
     line across), and so does the second (what the first kept goes on beside the line down): a third
     pass over the lines across, with those down gone, takes it."""
@@ -209,18 +241,24 @@ def remove_ruling(gray: Image.Image) -> Image.Image:
     slope, lines = ruling_lines(values)
     if not lines:
         return gray
-    out, levels = _whiten_lines(values, slope, lines)
+    ink = _ink_gray(values)
+    out, levels = _whiten_lines(values, slope, lines, ink=ink)
     # a line down ends as near the page's edges as one across does (a photo's lines fade near them)
     down_slope, down = ruling_lines(out.T, edge=RULE_EDGE * max(out.shape))
+    # as thin as the lines across (the same paper): a stroke from edge to edge of a tight crop is thicker;
+    # on a grid (two thin lines down or more) a line down with writing along it is thicker too, and stays one
+    thickest = max(last - first for first, last in lines)
+    if sum(last - first <= thickest + 1 for first, last in down) < 2:
+        down = [(first, last) for first, last in down if last - first <= thickest + 1]
     if down:
-        out = np.ascontiguousarray(_whiten_lines(np.ascontiguousarray(out.T), down_slope, down)[0].T)
+        out = np.ascontiguousarray(_whiten_lines(np.ascontiguousarray(out.T), down_slope, down, ink=ink)[0].T)
         # the crossings, kept by the first pass, now lines alone; the lines' gray as the first pass saw it
-        out = _whiten_lines(out, slope, lines, levels, narrowest=RULE_CROSSING)[0]
+        out = _whiten_lines(out, slope, lines, levels, narrowest=RULE_CROSSING, ink=ink)[0]
     return Image.fromarray(out)
 
 
 def _whiten_lines(values: np.ndarray, slope: float, lines: list[tuple[int, int]],
-                  levels: list[np.ndarray] | None = None, narrowest: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
+                  levels: list[np.ndarray] | None = None, narrowest: int = 1, ink: float = 0.0) -> tuple[np.ndarray, list[np.ndarray]]:
     """``values`` (``(h, w)``, uint8) with the lines ``ruling_lines`` found whitened, as ``remove_ruling`` says,
     and each line's gray along it (``(w,)``, 255 where it is not seen), or with ``levels`` those grays.
     ``narrowest``: pixels darker than the line are kept only in runs at least this many columns long
@@ -272,7 +310,8 @@ def _whiten_lines(values: np.ndarray, slope: float, lines: list[tuple[int, int]]
         along = _long_runs(thick > typical + 2, RULE_ALONG)  # writing, not a blot of the line
         # writing is darker than the line here and than the page's lines: a faint line's darker dashes are not
         darkest_line = level if page is None else np.minimum(level, page)
-        darker = inside & (pixels < darkest_line[None, :] - RULE_CONTRAST)
+        cut = np.minimum(darkest_line - RULE_CONTRAST, (darkest_line + ink) / 2)
+        darker = inside & (pixels < cut[None, :])
         # where the line leaves the picture its last pixels are often darker than its median gray (a
         # photo's corners, a thin line's aliasing): a short run of them there is the line's end
         within = np.flatnonzero(inside.any(axis=0))
@@ -283,6 +322,12 @@ def _whiten_lines(values: np.ndarray, slope: float, lines: list[tuple[int, int]]
         whiten = inside & ~keep
         out[band[whiten], cols[whiten]] = 255
     return out, found
+
+
+def _ink_gray(values: np.ndarray) -> float:
+    """The writing's gray: the 5th percentile of the pixels darker than ``RULE_STROKE`` (0 without any)."""
+    dark = values[values < RULE_STROKE]
+    return float(np.percentile(dark, 5)) if dark.size else 0.0
 
 
 def _page_gray(values: np.ndarray, shift: np.ndarray, lines: list[tuple[int, int]]) -> float:
@@ -321,7 +366,8 @@ def _long_runs(mask: np.ndarray, shortest: int) -> np.ndarray:
 
 
 def simulated_photo(picture: Image.Image, rng: np.random.Generator, jpeg: bool = True,
-                    ruling: np.random.Generator | None = None, squared: bool = False) -> Image.Image:
+                    ruling: np.random.Generator | None = None, squared: bool = False,
+                    tilt: float = 0.0) -> Image.Image:
     """A phone's photo of ``picture`` (white paper, black ink): paper all round it (a quarter of its
     height), the paper gray (140-230) and the ink dark gray (15-90), lit by a gradient across the
     page (up to 35 % darker on one side) and a soft vignette, blurred a little, with sensor noise
@@ -330,15 +376,19 @@ def simulated_photo(picture: Image.Image, rng: np.random.Generator, jpeg: bool =
     With ``ruling`` (a generator of its own, so that the photo is otherwise the same), the paper is
     ruled: lines across the page every 0.5-1.5 of the picture's height, 1-3 pixels thick (at a
     height of 150), 20-60 % as dark as the ink, tilted up to 1.5 degrees, under the ink; with ``squared``
-    too, squared paper: lines every 0.3-0.7 of the picture's height both across and down the page."""
+    too, squared paper: lines every 0.3-0.7 of the picture's height both across and down the page.
+    ``tilt``: the photo taken askew, the writing and the ruling turned by that many degrees (counter-clockwise)."""
     picture = picture.convert("L")
-    pad = max(4, picture.size[1] // 4)
+    height = picture.size[1]
+    pad = max(4, height // 4)
+    if tilt:
+        picture = picture.rotate(tilt, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
     page = Image.new("L", (picture.size[0] + 2 * pad, picture.size[1] + 2 * pad), 255)
     page.paste(picture, (pad, pad))
     ink = 1.0 - np.asarray(page, np.float64) / 255.0
     h, w = ink.shape
     if ruling is not None:
-        ink = np.maximum(ink, _ruled(h, w, picture.size[1], ruling, squared))
+        ink = np.maximum(ink, _ruled(h, w, height, ruling, squared, tilt))
     paper, pen = rng.uniform(140, 230), rng.uniform(15, 90)
     values = paper - (paper - pen) * ink
     ys, xs = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
@@ -359,13 +409,14 @@ def simulated_photo(picture: Image.Image, rng: np.random.Generator, jpeg: bool =
     return image
 
 
-def _ruled(h: int, w: int, height: int, rng: np.random.Generator, squared: bool = False) -> np.ndarray:
-    """A page's ruling as ink (0-1): lines every 0.5-1.5 ``height``, tilted up to 1.5 degrees; ``squared``:
-    every 0.3-0.7 ``height``, and as many down the page, square to them."""
+def _ruled(h: int, w: int, height: int, rng: np.random.Generator, squared: bool = False,
+           tilt: float = 0.0) -> np.ndarray:
+    """A page's ruling as ink (0-1): lines every 0.5-1.5 ``height``, tilted up to 1.5 degrees (and turned by
+    ``tilt`` degrees counter-clockwise); ``squared``: every 0.3-0.7 ``height``, and as many down the page, square to them."""
     spacing = rng.uniform(0.3, 0.7) * height if squared else rng.uniform(0.5, 1.5) * height
     thickness = max(1.0, rng.uniform(0.007, 0.02) * height)
     darkness = rng.uniform(0.2, 0.6)
-    slope = np.tan(np.radians(rng.uniform(-1.5, 1.5)))
+    slope = np.tan(np.radians(rng.uniform(-1.5, 1.5) - tilt))
     ys, xs = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
 
     def lines(distance: np.ndarray) -> np.ndarray:  # distance along the normal, from a line
@@ -381,10 +432,10 @@ def _ruled(h: int, w: int, height: int, rng: np.random.Generator, squared: bool 
 PAPERS = ("plain", "ruled", "squared")
 
 
-def photo_of_paper(picture: Image.Image, seed: int, paper: str = "plain") -> Image.Image:
-    """``simulated_photo`` of ``picture`` on ``paper`` (one of ``PAPERS``), its randomness from ``seed``
-    and its ruling's from ``[seed, 1]`` (so a ruled photo is the plain one with lines)."""
+def photo_of_paper(picture: Image.Image, seed: int, paper: str = "plain", tilt: float = 0.0) -> Image.Image:
+    """``simulated_photo`` of ``picture`` on ``paper`` (one of ``PAPERS``), taken ``tilt`` degrees askew, its
+    randomness from ``seed`` and its ruling's from ``[seed, 1]`` (so a ruled photo is the plain one with lines)."""
     if paper not in PAPERS:
         raise ValueError(f"paper must be one of {', '.join(PAPERS)}, not {paper!r}")
     ruling = np.random.default_rng([seed, 1]) if paper != "plain" else None
-    return simulated_photo(picture, np.random.default_rng(seed), ruling=ruling, squared=paper == "squared")
+    return simulated_photo(picture, np.random.default_rng(seed), ruling=ruling, squared=paper == "squared", tilt=tilt)

@@ -93,17 +93,21 @@ def test_evaluate_reads_inkml_drawn_as_pictures(model_dir, inkml_dir, capsys):
     code, out = run_cli(args, capsys)
     assert json.loads(out.out)["picture"] is None and scores[False]["photo"] is None
     for flags in (["--as-photo"], ["--as-photo", "--no-flatten"], ["--as-photo", "ruled"],
-                  ["--as-photo", "ruled", "--keep-ruling"], ["--as-photo", "squared"]):
+                  ["--as-photo", "ruled", "--keep-ruling"], ["--as-photo", "squared"],
+                  ["--as-photo", "squared", "--photo-tilt", "-5"]):
         code, out = run_cli(args + ["--as-picture", "150,12", *flags], capsys)
         assert code == 0
         photo = json.loads(out.out)
         flattened = "--no-flatten" not in flags
         assert photo["photo"] == {"paper": flags[1] if len(flags) > 1 and flags[1] in PAPERS else "plain",
                                   "flatten": flattened,
-                                  "remove_ruling": flattened and "--keep-ruling" not in flags}
+                                  "remove_ruling": flattened and "--keep-ruling" not in flags,
+                                  "tilt": -5.0 if "--photo-tilt" in flags else 0.0}
         assert 0 <= photo["unreadable"] <= photo["n"] == len(SYNTHETIC) and KEYS <= set(photo)
     code, out = run_cli(args + ["--as-photo"], capsys)
     assert code == 2 and "--as-picture" in out.err
+    code, out = run_cli(args + ["--as-picture", "150,12", "--photo-tilt", "5"], capsys)
+    assert code == 2 and "--as-photo" in out.err
     with pytest.raises(SystemExit) as exit_info:
         run_cli(args + ["--as-picture", "tall"], capsys)
     assert exit_info.value.code == 2 and "HEIGHT,PEN" in capsys.readouterr().err

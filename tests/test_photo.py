@@ -244,3 +244,85 @@ def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_bridged_fills_short_gaps_along_rows_and_nothing_beyond_the_ends():
+    from mathocr.photo import _bridged
+
+    row = np.zeros((1, 30), bool)
+    row[0, [3, 4, 7, 15, 16]] = True  # gaps of 2 (5-6) and 8 (8-14)
+    assert np.flatnonzero(_bridged(row, 2)[0]).tolist() == [3, 4, 5, 6, 7, 15, 16]
+    assert np.flatnonzero(_bridged(row, 8)[0]).tolist() == list(range(3, 17))
+    assert np.array_equal(_bridged(row, 0), row)
+
+
+def test_a_faint_line_broken_into_dashes_is_found_and_goes():
+    # flattening a photo whitens a faint line's lighter stretches: what is left is dashes, dark over a third
+    # of the line's length (less than RULE_COVER), its gaps short
+    h, w = 150, 480
+    page = np.full((h, w), 255, np.uint8)
+    for row in (25, 75, 125):
+        for col in range(0, w, 12):
+            page[row:row + 2, col:col + 4] = 200
+    page[40:110, 240:244] = 0  # a stroke down across the middle line
+    slope, lines = ruling_lines(page)
+    assert [first for first, _ in lines] == [25, 75, 125]
+    out = np.asarray(remove_ruling(Image.fromarray(page)))
+    writing = np.zeros_like(page, bool)
+    writing[40:110, 240:244] = True
+    assert (out[writing] == 0).all() and (out[~writing] == 255).all()
+
+
+def test_lines_fading_before_the_edges_count_where_the_page_has_several_but_one_bar_does_not():
+    # a photo's lines fade out towards its corners: they stop short of the edges (here 5 % of the width)
+    h, w = 150, 400
+    page = np.full((h, w), 255, np.uint8)
+    for row in (25, 75, 125):
+        page[row:row + 2, 20:380] = 170
+    assert len(ruling_lines(page)[1]) == 3
+    out = np.asarray(remove_ruling(Image.fromarray(page)))
+    assert (out == 255).all()
+    # one long bar (a fraction's) as far from the edges is writing, not a ruling
+    bar = np.full((h, w), 255, np.uint8)
+    bar[74:78, 20:380] = 0
+    assert ruling_lines(bar) == (0.0, [])
+
+
+@pytest.mark.parametrize("paper,tilt", [("squared", 5.0), ("squared", -7.0), ("ruled", 6.0)])
+def test_a_photo_taken_askew_loses_its_lines_too(paper, tilt):
+    # a phone held a little askew turns the page, lines and writing alike, beyond the 1.5 degrees the lines
+    # themselves may lie askew on the page: the lines are still found, at the photo's slope, and taken away
+    clean = formula_picture()
+    photo = photo_of_paper(clean, 3, paper, tilt=tilt)
+    assert photo.size != photo_of_paper(clean, 3, paper).size  # turned, so larger
+    slope, lines = ruling_lines(np.asarray(flatten_paper(photo)))
+    assert lines and abs(np.degrees(np.arctan(-slope)) - tilt) <= 1.6
+    want = model_input(clean.rotate(tilt, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255))
+    got = model_input(load_image(_png(photo)))
+    assert abs(got.shape[1] - want.shape[1]) <= 8, (got.shape, want.shape)
+    width = min(got.shape[1], want.shape[1])
+    assert np.abs(got[:, :width] - want[:, :width]).mean() < 0.09
+    # turned further than lines are looked for, the lines stay (the test can fail)
+    askew = photo_of_paper(clean, 3, paper, tilt=tilt + np.sign(tilt) * 8)
+    assert not ruling_lines(np.asarray(flatten_paper(askew)))[1]
+
+
+def test_one_long_stroke_askew_is_not_a_ruling_but_one_light_line_is():
+    # a narrow picture (a sum sign): its long bottom stroke, askew, runs out at a corner like a tilted line would
+    h, w = 200, 180
+    page = np.full((h, w), 255, np.uint8)
+    xs = np.arange(w)
+    rows = np.round(150 + 0.09 * xs).astype(int)  # 5 degrees, from the left edge out through the bottom
+    for dy in range(4):
+        ok = rows + dy < h
+        page[rows[ok] + dy, xs[ok]] = 0
+    page[40:60, 60:64] = 0  # more writing, as dark
+    assert ruling_lines(page) == (0.0, [])
+    # the same line as light as a ruling, alone on the page, is one
+    page[page == 0] = 255
+    for dy in range(2):
+        ok = rows + dy < h
+        page[rows[ok] + dy, xs[ok]] = 170
+    page[40:60, 60:64] = 0
+    slope, lines = ruling_lines(page)
+    assert len(lines) == 1 and slope == pytest.approx(0.09, abs=0.005)
