@@ -41,6 +41,28 @@ def picture_size(text: str) -> tuple[int, float]:
     return height, pen
 
 
+def add_photo_arguments(parser: argparse.ArgumentParser, writing: bool) -> None:
+    """The simulated-photo options of ``evaluate formulas`` (``writing``: a plain page askew is turned level by
+    its writing) and ``evaluate symbols``: ``--as-photo [PAPER]``, ``--photo-tilt``, and what to leave undone
+    to measure what it gains (``--no-flatten``, ``--keep-ruling``, ``--keep-tilt``)."""
+    from mathocr.photo import PAPERS, RULE_MAX_TILT
+
+    parser.add_argument("--as-photo", nargs="?", const="plain", choices=PAPERS,
+                        help="with --as-picture: make each picture a phone's photo of paper (gray, unevenly lit, "
+                             "noisy, a JPEG; 'ruled': with ruled lines across it, 'squared': both ways) and read it "
+                             "as an uploaded file is")
+    parser.add_argument("--photo-tilt", type=float, default=0.0, metavar="DEGREES",
+                        help="with --as-photo: the photos taken askew, page and writing turned by DEGREES "
+                             f"(counter-clockwise; ruled lines are looked for up to {RULE_MAX_TILT:g} degrees)")
+    parser.add_argument("--no-flatten", action="store_true",
+                        help="read photos without flattening their paper (to measure what flattening gains)")
+    parser.add_argument("--keep-ruling", action="store_true",
+                        help="read photos without taking ruled paper's lines away (to measure what that gains)")
+    parser.add_argument("--keep-tilt", action="store_true",
+                        help="read photos askew as they are, not turned level by their lines (ruled paper)"
+                             + (" or their writing (plain paper)" if writing else "") + " (to measure what that gains)")
+
+
 def cmd_data_info(args) -> int:
     from mathocr import data
 

@@ -22,8 +22,6 @@ from typing import Sequence
 
 import numpy as np
 
-from mathocr.photo import PAPERS
-
 
 def _recognizer(model_dir: str | None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -117,13 +115,15 @@ def pooled_candidates(report: dict) -> list[tuple[list[list[str]], list[tuple[fl
 def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int = 1, progress=None,
                       picture: tuple[int, float] | None = None, rescore_weights: Sequence[float] = (),
                       known: Sequence[Sequence[str]] | None = None, photo: str | None = None,
-                      flatten: bool = True, ruling: bool = True, tilt: float = 0.0) -> dict:
+                      flatten: bool = True, ruling: bool = True, tilt: float = 0.0, level: bool = True) -> dict:
     """``evaluate_arrays`` on ``InkFormula``s, rendered the way the model was trained; or, with
     ``picture`` (height, pen width in pixels), first drawn as a picture that size and read as an
     upload is (``input_from_image``). With ``photo`` too (``"plain"``, ``"ruled"`` or ``"squared"``), each
     picture is made a phone's photo of that paper (``photo.photo_of_paper``, the n-th formula's from seed n) and read the way an uploaded file is (``render.paper_image``; with
     ``flatten`` False, its paper is not flattened; with ``ruling`` False, its ruling is not taken away; ``tilt``:
-    the photo taken that many degrees askew)."""
+    the photo taken that many degrees askew; with ``level`` False, not turned level by its lines or, on plain
+    paper, its writing). The scores then count the pictures that could not be read (``unreadable``) and the
+    photos turned level (``turned``; ``turned_by_writing`` of them by their writing)."""
     if picture is None:
         if photo:
             raise ValueError("photos are made from pictures: give --as-picture HEIGHT,PEN with --as-photo")
@@ -133,11 +133,15 @@ def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int
         from mathocr.render import ImageError, paper_image, render_strokes
 
         height, pen = picture
-        arrays, unreadable = [], 0
+        arrays, unreadable, turned, by_writing = [], 0, 0, 0
         for n, f in enumerate(formulas):
             image = render_strokes(f.strokes, height=height, max_width=40 * height, stroke_width=pen)
             if photo:
-                image = paper_image(photo_of_paper(image, n, photo, tilt), flatten=flatten, ruling=ruling)
+                done = {}
+                image = paper_image(photo_of_paper(image, n, photo, tilt), flatten=flatten, ruling=ruling,
+                                    level=level, writing=True, report=done)
+                turned += bool(done["turned"])
+                by_writing += done["turned_by"] == "writing"
             try:
                 arrays.append(recognizer.input_from_image(image))
             except ImageError:  # what a user would be told (e.g. no ink found): read as a blank, a miss
@@ -146,6 +150,9 @@ def evaluate_formulas(recognizer, formulas, beam_width: int = 1, batch_size: int
         report = evaluate_arrays(recognizer, [f.id for f in formulas], arrays, [f.tokens for f in formulas],
                                  beam_width, batch_size, progress, rescore_weights, known)
         report["scores"]["unreadable"] = unreadable
+        if photo:
+            report["scores"]["turned"] = turned
+            report["scores"]["turned_by_writing"] = by_writing
         return report
     return evaluate_arrays(recognizer, [f.id for f in formulas], arrays, [f.tokens for f in formulas],
                            beam_width, batch_size, progress, rescore_weights, known)
@@ -285,7 +292,7 @@ def cmd_evaluate_formulas(args) -> int:
             raise ValueError(f"no readable formulas in {source}")
         report = evaluate_formulas(recognizer, formulas, args.beam, args.batch_size, progress, args.as_picture,
                                    args.rescore_weights, known, args.as_photo, not args.no_flatten,
-                                   not args.keep_ruling, args.photo_tilt)
+                                   not args.keep_ruling, args.photo_tilt, not args.keep_tilt)
     scores = report["scores"]
     scores.update(source=source, model=str(args.model or "models/formulas"),
                   picture=list(args.as_picture) if args.as_picture else None, pen_normalise=recognizer.pen_normalise,
@@ -293,7 +300,9 @@ def cmd_evaluate_formulas(args) -> int:
                   and not args.images and not args.im2latex,
                   photo={"paper": args.as_photo, "flatten": not args.no_flatten,
                          "remove_ruling": not args.no_flatten and not args.keep_ruling,
-                         "tilt": args.photo_tilt} if args.as_photo else None,
+                         "tilt": args.photo_tilt,
+                         "level": not args.no_flatten and not args.keep_tilt}
+                  if args.as_photo else None,
                   rescore={"model": args.rescore_with or "config.json",
                            "weight": recognizer.rescore_weight} if recognizer.rescoring else None)
     if args.out:
@@ -455,7 +464,7 @@ def cmd_benchmark_formulas(args) -> int:
 
 
 def add_commands(evaluate_sub, benchmark_sub) -> None:
-    from mathocr.cli import picture_size
+    from mathocr.cli import add_photo_arguments, picture_size
 
     ev = evaluate_sub.add_parser("formulas", help="ExpRate, <=1, <=2 errors, BLEU-4 of the formula model")
     ev.add_argument("--model", help="model directory (default: models/formulas)")
@@ -483,17 +492,7 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     ev.add_argument("--as-picture", type=picture_size, metavar="HEIGHT,PEN",
                     help="InkML: draw each formula as a picture HEIGHT pixels high with a PEN pixels wide and read it "
                          "as an upload (a photo's or scan's path through the model)")
-    ev.add_argument("--as-photo", nargs="?", const="plain", choices=PAPERS,
-                    help="with --as-picture: make each picture a phone's photo of paper (gray, unevenly lit, noisy, "
-                         "a JPEG; 'ruled': with ruled lines across it, 'squared': both ways) and read it as an "
-                         "uploaded file is")
-    ev.add_argument("--photo-tilt", type=float, default=0.0, metavar="DEGREES",
-                    help="with --as-photo: the photos taken askew, page and writing turned by DEGREES "
-                         "(counter-clockwise; ruled lines are looked for up to 8 degrees)")
-    ev.add_argument("--no-flatten", action="store_true",
-                    help="read photos without flattening their paper (to measure what flattening gains)")
-    ev.add_argument("--keep-ruling", action="store_true",
-                    help="read photos without taking ruled paper's lines away (to measure what that gains)")
+    add_photo_arguments(ev, writing=True)
     ev.add_argument("--no-pen-normalise", action="store_true",
                     help="read handwritten pictures with their own stroke width (to measure what normalising it gains)")
     ev.add_argument("--no-pen", action="store_true",

@@ -16,7 +16,9 @@ crop to them and the model would read them as fraction bars and minus signs. ``r
 finds straight lines, nearly horizontal, that run from one edge of the picture to the other, and
 whitens them except where the writing crosses them or is darker than they are
 (``evaluate formulas --as-photo ruled`` measures it); on such a page, squared paper's lines down it
-too (``--as-photo squared``).
+too (``--as-photo squared``). A page whose lines lie more than ``LEVEL_FROM`` degrees askew was
+photographed askew: it is then turned so that they run level, and the writing with them
+(``--photo-tilt DEGREES`` takes the simulated photos askew, ``--keep-tilt`` leaves them so).
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ RULE_GAP = 16  # a faint line is broken into dashes where flattening whitened th
 RULE_LOOSE = 5
 RULE_THIN = 5
 RULE_CROSSING = 4  # squared paper: where lines cross, darker pixels in runs narrower than this are the crossing
+# A page whose lines lie more than this many degrees askew was photographed askew: turned so they run level.
+# Lines up to this far askew are left as they are (writing need not follow a page's lines that closely).
+LEVEL_FROM = 2.0
+# Writing on paper without lines tells its own slope (``writing_slope``): looked for up to WRITING_MAX_TILT
+# degrees, and a formula more than WRITING_LEVEL_FROM degrees askew is turned level (``level_writing``).
+WRITING_MAX_TILT = 12.0
+WRITING_LEVEL_FROM = 2.0
+WRITING_POINTS = 40_000  # ink pixels looked at, at most (evenly spaced)
 
 
 def _monomials(h: int, w: int) -> np.ndarray:
@@ -216,7 +226,7 @@ def _bridged(dark: np.ndarray, gap: int) -> np.ndarray:
     return dark | ((columns - before <= gap) & (after - columns <= gap))
 
 
-def remove_ruling(gray: Image.Image) -> Image.Image:
+def remove_ruling(gray: Image.Image, level: bool = False, report: dict | None = None) -> Image.Image:
     """``gray`` (an ``"L"`` image with white paper, as ``flatten_paper`` leaves a photo) with the
     lines of ruled paper whitened (``ruling_lines``), except where the writing is darker than the
     line (by ``RULE_CONTRAST``, and nearer the writing's gray than the line's: ``_ink_gray``; a noisy
@@ -236,9 +246,16 @@ def remove_ruling(gray: Image.Image) -> Image.Image:
     down or more, only as thin as its lines across (a row or two more), so that on a tightly cropped
     picture a tall stroke from edge to edge (a 1, a bar) is never taken for one. Where lines cross, the first pass keeps the crossing (ink goes on beyond the
     line across), and so does the second (what the first kept goes on beside the line down): a third
-    pass over the lines across, with those down gone, takes it."""
+    pass over the lines across, with those down gone, takes it.
+
+    With ``level``, a page whose lines across lie more than ``LEVEL_FROM`` degrees askew (a photo taken
+    askew: page and writing turned alike) is then turned so that they run level, the picture grown to
+    hold it all and the corners white; ``report["turned"]``, if given, is the angle turned (degrees,
+    counter-clockwise; 0.0 when not)."""
     values = np.asarray(gray.convert("L"))
     slope, lines = ruling_lines(values)
+    if report is not None:
+        report["turned"] = 0.0
     if not lines:
         return gray
     ink = _ink_gray(values)
@@ -254,7 +271,53 @@ def remove_ruling(gray: Image.Image) -> Image.Image:
         out = np.ascontiguousarray(_whiten_lines(np.ascontiguousarray(out.T), down_slope, down, ink=ink)[0].T)
         # the crossings, kept by the first pass, now lines alone; the lines' gray as the first pass saw it
         out = _whiten_lines(out, slope, lines, levels, narrowest=RULE_CROSSING, ink=ink)[0]
-    return Image.fromarray(out)
+    image = Image.fromarray(out)
+    angle = float(np.degrees(np.arctan(slope)))  # rows grow downwards: a line rising to the right has slope < 0
+    if level and abs(angle) > LEVEL_FROM:
+        image = image.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
+        if report is not None:
+            report["turned"] = round(angle, 2)
+    return image
+
+
+def writing_slope(values: np.ndarray, max_tilt: float = WRITING_MAX_TILT) -> float:
+    """How far the writing of a grayscale picture with white paper (``(h, w)`` array) runs askew, in degrees
+    counter-clockwise (rising to the right): the angle at which its ink (pixels darker than 128), counted row by
+    row across the picture turned by it, lines up most sharply (the largest sum of squared counts: a formula's
+    baseline, its bars and the tops and bottoms of its symbols fall into the fewest rows). Every half degree up
+    to ``max_tilt`` either way, then every tenth of a degree around the best. 0.0 with less than 50 pixels of ink."""
+    ys, xs = np.nonzero(np.asarray(values) < 128)
+    if len(ys) < 50:
+        return 0.0
+    step = -(-len(ys) // WRITING_POINTS)
+    ys, xs = ys[::step].astype(np.float64), xs[::step].astype(np.float64)
+    xs -= xs.mean()
+
+    def sharpness(degrees: float) -> float:
+        rows = ys + np.tan(np.radians(degrees)) * xs  # a line rising to the right by that angle: one row
+        counts = np.bincount(np.round(rows - rows.min()).astype(np.int64)).astype(np.float64)
+        return float((counts ** 2).sum())
+
+    coarse = np.arange(-max_tilt, max_tilt + 1e-9, 0.5)
+    best = coarse[int(np.argmax([sharpness(d) for d in coarse]))]
+    fine = np.arange(best - 0.5, best + 0.5 + 1e-9, 0.1)
+    return round(float(fine[int(np.argmax([sharpness(d) for d in fine]))]), 1)
+
+
+def level_writing(gray: Image.Image, report: dict | None = None) -> Image.Image:
+    """``gray`` (white paper, as ``flatten_paper`` leaves a photo) turned so that its writing runs level
+    where it runs more than ``WRITING_LEVEL_FROM`` degrees askew (``writing_slope``), the picture grown to hold
+    it all and the corners white; else the same image. For a formula on paper without lines (a photo taken
+    askew); not for a single symbol, whose strokes have slopes of their own. ``report["turned"]``, if given, is
+    the angle turned (degrees, counter-clockwise; 0.0 when not)."""
+    angle = writing_slope(np.asarray(gray.convert("L")))
+    if report is not None:
+        report["turned"] = 0.0
+    if abs(angle) <= WRITING_LEVEL_FROM:
+        return gray
+    if report is not None:
+        report["turned"] = -angle
+    return gray.rotate(-angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
 
 
 def _whiten_lines(values: np.ndarray, slope: float, lines: list[tuple[int, int]],

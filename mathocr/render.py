@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
-from mathocr.photo import flatten_paper, remove_ruling
+from mathocr.photo import flatten_paper, level_writing, remove_ruling
 
 # Above this many pixels an upload is refused before it is decoded (a 12,000 x 12,000 scan).
 MAX_UPLOAD_PIXELS = 150_000_000
@@ -272,12 +272,13 @@ def strokes_from_fabric(json_data: dict | None) -> list[np.ndarray]:
     return strokes
 
 
-def load_image(data: bytes, report: dict | None = None) -> Image.Image:
+def load_image(data: bytes, report: dict | None = None, writing: bool = False) -> Image.Image:
     """Decode an uploaded file into a paper-like grayscale image (white background, dark ink).
 
     Transparent areas become white; a light-on-dark image (chalk, a dark-mode screenshot) is
-    inverted; a photo's paper is flattened and ruled lines taken away (``paper_image``, which fills
-    ``report``). Raises ``ImageError`` with a message a user can act on.
+    inverted; a photo's paper is flattened, ruled lines taken away and a page photographed askew turned
+    level by them, or with ``writing`` (a formula), on paper without lines, by its writing (``paper_image``,
+    which fills ``report``). Raises ``ImageError`` with a message a user can act on.
     """
     if not data:
         raise ImageError("the file is empty")
@@ -297,16 +298,20 @@ def load_image(data: bytes, report: dict | None = None) -> Image.Image:
     image = ImageOps.exif_transpose(image)
     if max(image.size) > MAX_WORKING_SIDE:
         image.thumbnail((MAX_WORKING_SIDE, MAX_WORKING_SIDE), Image.Resampling.LANCZOS)
-    return paper_image(image, report=report)
+    return paper_image(image, writing=writing, report=report)
 
 
-def paper_image(image: Image.Image, flatten: bool = True, ruling: bool = True,
-                report: dict | None = None) -> Image.Image:
+def paper_image(image: Image.Image, flatten: bool = True, ruling: bool = True, level: bool = True,
+                writing: bool = False, report: dict | None = None) -> Image.Image:
     """Any PIL image (RGB, RGBA, palette, 16-bit...) as grayscale with white paper and dark ink;
     with ``flatten``, a photo's uneven, gray paper made white (``photo.flatten_paper``; clean paper
     is left alone) and, with ``ruling`` too, ruled paper's lines taken away (``photo.remove_ruling``;
-    a picture without them is left alone). ``report``, if given, is filled with what was done:
-    ``inverted``, ``flattened`` and ``ruling_removed`` (each true or false)."""
+    a picture without them is left alone) and, with ``level`` too, a page photographed askew turned
+    so that its lines run level (more than ``photo.LEVEL_FROM`` degrees askew). With ``writing`` (a
+    formula, not a symbol) and ``level``, a photo (its paper flattened) without lines is turned so that
+    its writing runs level instead (``photo.level_writing``). ``report``, if given, is filled with what
+    was done: ``inverted``, ``flattened`` and ``ruling_removed`` (each true or false), ``turned``
+    (degrees, counter-clockwise; 0.0 when not) and ``turned_by`` (``"lines"``, ``"writing"`` or ``None``)."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -317,7 +322,8 @@ def paper_image(image: Image.Image, flatten: bool = True, ruling: bool = True,
         arr = (arr - arr.min()) / span * 255 if span else np.full_like(arr, 255)
         image = Image.fromarray(arr.astype(np.uint8))
     gray = image.convert("L")
-    done = {"inverted": not light_paper(np.asarray(gray)), "flattened": False, "ruling_removed": False}
+    done = {"inverted": not light_paper(np.asarray(gray)), "flattened": False, "ruling_removed": False, "turned": 0.0,
+            "turned_by": None}
     if done["inverted"]:
         gray = ImageOps.invert(gray)
     out = gray
@@ -325,8 +331,14 @@ def paper_image(image: Image.Image, flatten: bool = True, ruling: bool = True,
         out = flatten_paper(gray)
         done["flattened"] = out is not gray
         if ruling:
-            flat, out = out, remove_ruling(out)
+            flat, out = out, remove_ruling(out, level=level, report=done)
             done["ruling_removed"] = out is not flat
+            if done["turned"]:
+                done["turned_by"] = "lines"
+        if writing and level and done["flattened"] and not done["ruling_removed"]:
+            out = level_writing(out, report=done)
+            if done["turned"]:
+                done["turned_by"] = "writing"
     if report is not None:
         report.update(done)
     return out

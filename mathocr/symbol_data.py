@@ -67,12 +67,13 @@ def picture_image(picture: Image.Image, size: int = DEFAULT_SIZE, pen_normalise:
 
 def _draw_symbol(strokes: Sequence[np.ndarray], size: int, picture: tuple[int, float] | None,
                  pen_normalise: bool, photo_seed: int | None = None, flatten: bool = True, paper: str = "plain",
-                 ruling: bool = True) -> np.ndarray:
+                 ruling: bool = True, tilt: float = 0.0, level: bool = True) -> np.ndarray:
     """``symbol_image``, or with ``picture`` (side, pen width in pixels) the strokes drawn as a
     square picture that size and read as an upload is (``picture_image``); with ``photo_seed`` too,
     the picture made a phone's photo of ``paper`` first (``photo.photo_of_paper``) and read as an uploaded file is
     (``render.paper_image``; its paper flattened unless ``flatten`` is False, its lines taken away
-    unless ``ruling`` is False)."""
+    unless ``ruling`` is False), the photo taken ``tilt`` degrees askew (and turned level by its lines unless
+    ``level`` is False)."""
     if picture is None:
         return symbol_image(strokes, size)
     side, pen = picture
@@ -81,7 +82,7 @@ def _draw_symbol(strokes: Sequence[np.ndarray], size: int, picture: tuple[int, f
         from mathocr.photo import photo_of_paper
         from mathocr.render import ImageError, paper_image
 
-        image = paper_image(photo_of_paper(image, photo_seed, paper), flatten=flatten, ruling=ruling)
+        image = paper_image(photo_of_paper(image, photo_seed, paper, tilt), flatten=flatten, ruling=ruling, level=level)
         try:
             return picture_image(image, size, pen_normalise)
         except ImageError:  # what a user would be told (no ink found): a blank input, a miss
@@ -140,7 +141,7 @@ class SymbolSet:
 
 
 def _render_file(job: tuple) -> tuple[list[np.ndarray], list[str], list[np.ndarray]]:
-    path, size, picture, pen_normalise, photo, flatten, ruling = job
+    path, size, picture, pen_normalise, photo, flatten, ruling, tilt, level = job
     images, labels, contexts = [], [], []
     for ink in iter_inkml([path], ReadReport()):
         symbols = [(s, ink.symbol_strokes(s)) for s in ink.symbols]
@@ -149,7 +150,8 @@ def _render_file(job: tuple) -> tuple[list[np.ndarray], list[str], list[np.ndarr
         for n, ((symbol, strokes), row) in enumerate(zip(symbols, context)):
             # a photo's randomness from the file's name and the symbol's place in it: the same in any worker
             seed = zlib.crc32(f"{Path(path).name}:{n}".encode()) if photo else None
-            image = _draw_symbol(strokes, size, picture, pen_normalise, seed, flatten, photo or "plain", ruling)
+            image = _draw_symbol(strokes, size, picture, pen_normalise, seed, flatten, photo or "plain", ruling,
+                                 tilt, level)
             images.append(np.round(image * 255).astype(np.uint8))
             labels.append(normalize_symbol(symbol.label))
             contexts.append(row)
@@ -159,14 +161,17 @@ def _render_file(job: tuple) -> tuple[list[np.ndarray], list[str], list[np.ndarr
 def render_symbol_files(paths: Iterable[str | os.PathLike], size: int = DEFAULT_SIZE, workers: int | None = None,
                         progress: Callable[[int, int], None] | None = None, picture: tuple[int, float] | None = None,
                         pen_normalise: bool = True, photo: str | None = None, flatten: bool = True,
-                        ruling: bool = True) -> SymbolSet:
+                        ruling: bool = True, tilt: float = 0.0, level: bool = True) -> SymbolSet:
     """Render every symbol of every InkML file (unusable files are skipped). With ``picture``
     (side, pen width in pixels) each is drawn as a square picture and read as an upload instead;
     with ``photo`` too (``"plain"``, ``"ruled"`` or ``"squared"`` paper), as a simulated phone photo of that picture
-    (see ``_draw_symbol``; ``flatten`` False: its paper not flattened; ``ruling`` False: its lines kept)."""
+    (see ``_draw_symbol``; ``flatten`` False: its paper not flattened; ``ruling`` False: its lines kept; ``tilt``:
+    taken that many degrees askew; ``level`` False: not turned level by its lines)."""
     if photo and picture is None:
         raise ValueError("photos are made from pictures: give --as-picture SIDE,PEN with --as-photo")
-    jobs = [(str(p), size, picture, pen_normalise, photo, flatten, ruling) for p in paths]
+    if tilt and not photo:
+        raise ValueError("tilt turns photos: give --as-photo [PAPER] with --photo-tilt")
+    jobs = [(str(p), size, picture, pen_normalise, photo, flatten, ruling, tilt, level) for p in paths]
     workers = workers or min(2, os.cpu_count() or 1)
     images, labels, sources, contexts = [], [], [], []
 

@@ -11,8 +11,6 @@ import os
 import time
 from pathlib import Path
 
-from mathocr.photo import PAPERS
-
 
 def _recognizer(model_dir: str | None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -35,7 +33,8 @@ def cmd_evaluate_symbols(args) -> int:
     recognizer.pen_normalise = not args.no_pen_normalise
     start = time.perf_counter()
     symbols = render_symbol_files(files, recognizer.size, picture=args.as_picture, pen_normalise=recognizer.pen_normalise,
-                                  photo=args.as_photo, flatten=not args.no_flatten, ruling=not args.keep_ruling)
+                                  photo=args.as_photo, flatten=not args.no_flatten, ruling=not args.keep_ruling,
+                                  tilt=args.photo_tilt, level=not args.keep_tilt)
     render_seconds = time.perf_counter() - start
     if len(symbols) == 0:
         raise ValueError(f"the {len(files)} InkML files under {directory} hold no segmented symbols")
@@ -51,7 +50,9 @@ def cmd_evaluate_symbols(args) -> int:
                        picture=list(args.as_picture) if args.as_picture else None,
                        pen_normalise=recognizer.pen_normalise,
                        photo={"paper": args.as_photo, "flatten": not args.no_flatten,
-                              "remove_ruling": not args.no_flatten and not args.keep_ruling} if args.as_photo else None,
+                              "remove_ruling": not args.no_flatten and not args.keep_ruling, "tilt": args.photo_tilt,
+                              "level": not args.no_flatten and not args.keep_ruling and not args.keep_tilt}
+                       if args.as_photo else None,
                        confusions=[list(c) for c in evaluation.confusions[: args.top]])
         print(json.dumps(summary))
         return 0
@@ -62,7 +63,9 @@ def cmd_evaluate_symbols(args) -> int:
         print(f"each drawn as a {side}-pixel square picture with a {pen:g}-pixel pen, "
               + (f"made a phone's photo of {args.as_photo} paper "
                  f"({'paper flattened' if not args.no_flatten else 'paper as photographed'}"
-                 f"{', lines kept' if args.as_photo != 'plain' and args.keep_ruling else ''}), "
+                 f"{', lines kept' if args.as_photo != 'plain' and args.keep_ruling else ''}"
+                 f"{f', taken {args.photo_tilt:g} degrees askew' if args.photo_tilt else ''}"
+                 f"{', not turned level' if args.photo_tilt and args.keep_tilt else ''}), "
                  if args.as_photo else "")
               + f"read as an upload ({'pen normalised' if recognizer.pen_normalise else 'pen as drawn'})")
     print(f"top-1 {evaluation.top1:.2%}   top-5 {evaluation.top5:.2%}"
@@ -116,7 +119,7 @@ def cmd_benchmark_symbols(args) -> int:
 
 
 def add_commands(evaluate_sub, benchmark_sub) -> None:
-    from mathocr.cli import picture_size  # the same HEIGHT,PEN as evaluate formulas --as-picture
+    from mathocr.cli import add_photo_arguments, picture_size  # the same options as evaluate formulas
 
     evaluate = evaluate_sub.add_parser("symbols", help="top-1/top-5 of the symbol recognizer on InkML symbols")
     evaluate.add_argument("--inkml-dir", help="a directory of CROHME InkML files (default: CROHME's 2014 test set)")
@@ -131,13 +134,7 @@ def add_commands(evaluate_sub, benchmark_sub) -> None:
     evaluate.add_argument("--as-picture", type=picture_size, metavar="HEIGHT,PEN",
                           help="draw each symbol as a picture HEIGHT pixels square with a PEN pixels wide and read it "
                                "as an upload (a photo's or scan's path through the model; no context)")
-    evaluate.add_argument("--as-photo", nargs="?", const="plain", choices=PAPERS,
-                          help="with --as-picture: make each picture a phone's photo of paper (gray, unevenly lit, "
-                               "noisy, a JPEG; 'ruled': with ruled lines across it; 'squared': lines across and down) and read it as an uploaded file is")
-    evaluate.add_argument("--no-flatten", action="store_true",
-                          help="read photos without flattening their paper (to measure what flattening gains)")
-    evaluate.add_argument("--keep-ruling", action="store_true",
-                          help="read photos without taking ruled paper's lines away (to measure what that gains)")
+    add_photo_arguments(evaluate, writing=False)
     evaluate.add_argument("--no-pen-normalise", action="store_true",
                           help="read pictures with their own stroke width (to measure what normalising it gains)")
     evaluate.set_defaults(func=cmd_evaluate_symbols)

@@ -63,9 +63,10 @@ def _lowercase_types(json_data: dict | None) -> dict | None:
 
 def ink_input(key: str, height: int = 280, width: int = 280, stroke_width: int = 10,
               canvas_image: bool = False, upload: bool = True, draw: bool = True,
-              upload_label: str = "A picture of handwriting (PNG, JPEG or BMP)") -> InkInput:
+              upload_label: str = "A picture of handwriting (PNG, JPEG or BMP)", formula: bool = False) -> InkInput:
     """A canvas to draw on (with ``draw``), or a file to upload (with ``upload``); see the module
-    docstring."""
+    docstring. With ``formula``, a photo askew on paper without lines is turned level by its writing
+    (``render.load_image(..., writing=True)``; a lone symbol's strokes have slopes of their own)."""
     modes = (["Draw"] if draw else []) + (["Upload an image"] if upload else [])
     mode = modes[0]
     if len(modes) > 1:
@@ -89,11 +90,15 @@ def ink_input(key: str, height: int = 280, width: int = 280, stroke_width: int =
         return InkInput(source="upload")
     report = {}
     try:
-        picture = load_image(uploaded.getvalue(), report)
+        picture = load_image(uploaded.getvalue(), report, writing=formula)
     except ImageError as err:
         return InkInput(source="upload", error=f"{uploaded.name}: {err}")
     st.image(picture, caption=f"{uploaded.name} ({picture.width} x {picture.height})", width=min(width, picture.width))
     done = [what for key, what in CLEANING.items() if report.get(key)]
+    if report.get("turned"):
+        what = "its writing runs" if report.get("turned_by") == "writing" else "the paper's lines run"
+        done.append(f"turned {abs(report['turned']):.1f}° {'counter-' if report['turned'] > 0 else ''}clockwise, "
+                    f"so that {what} level")
     if done:
         st.caption("Before reading it: " + "; ".join(done) + ".")
     return InkInput(picture=picture, source="upload")

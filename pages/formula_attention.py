@@ -86,7 +86,7 @@ elif source in (CROHME_TEST, IM2LATEX_TEST):
     result, truth = dataset_formula(recognizer, source, beam_width)
 else:
     ink = ink_input("formula_attention", height=220, width=900, stroke_width=5, draw=kind == "handwritten",
-                    upload_label="A picture of a formula (PNG, JPEG or BMP)")
+                    upload_label="A picture of a formula (PNG, JPEG or BMP)", formula=True)
     if ink.error:
         st.error(f"That file could not be used. {ink.error}")
     elif ink.empty:

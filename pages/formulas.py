@@ -116,7 +116,7 @@ beam_width = st.sidebar.slider("Beam width", 1, 10, 5, help="1 is greedy decodin
 
 # The input: a wide canvas (undo and clear are in its toolbar), or an uploaded picture
 ink = ink_input("formulas", height=260, width=900, stroke_width=5,
-                upload_label="A photo or scan of handwriting, or a screenshot of a typeset formula (PNG, JPEG or BMP)")
+                upload_label="A photo or scan of handwriting, or a screenshot of a typeset formula (PNG, JPEG or BMP)", formula=True)
 
 if ink.error:
     st.error(f"That file could not be used. {ink.error}")

@@ -7,6 +7,7 @@ wait for the shipped one.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,30 @@ def test_attention_page_takes_the_formula_page_answer(model_dir, monkeypatch):
     at.session_state["formula_last"].extra["found_by"] = "r2l"
     at.run()
     assert not at.exception and any(backwards in c.value for c in at.caption)
+
+
+def test_a_photo_taken_askew_is_turned_level_and_the_page_says_by_what(model_dir, monkeypatch):
+    import io
+
+    from fixtures import symbols_in_a_row
+    from mathocr.photo import photo_of_paper
+    from mathocr.render import render_strokes
+
+    strokes = [s for _, symbol in symbols_in_a_row(["x", "+", "2", "=", "a"]) for s in symbol]
+    clean = render_strokes(strokes, height=150, max_width=6000, stroke_width=5)
+    said = {}
+    for paper, tilt in (("plain", 0.0), ("plain", 8.0), ("squared", -6.0)):
+        buffer = io.BytesIO()
+        photo_of_paper(clean, 2, paper, tilt=tilt).save(buffer, format="PNG")
+        at = open_page("formulas.py", model_dir, monkeypatch)
+        at.radio(key="formulas_mode").set_value("Upload an image").run()
+        at.file_uploader(key="formulas_upload").set_value(("photo.png", buffer.getvalue(), "image/png")).run()
+        assert not at.exception and not at.error and len(at.code) >= 1
+        said[paper, tilt] = " ".join(c.value for c in at.caption if c.value.startswith("Before reading it"))
+    assert "paper made white" in said["plain", 0.0] and "turned" not in said["plain", 0.0]
+    # a formula's writing tells its slope where no lines do (a symbol's would not: the symbol pages never turn by it)
+    by_writing = re.search(r"turned (\d+\.\d)° clockwise, so that its writing runs level", said["plain", 8.0])
+    assert by_writing and 6.5 <= float(by_writing.group(1)) <= 9.5, said["plain", 8.0]
+    by_lines = re.search(r"turned (\d+\.\d)° counter-clockwise, so that the paper's lines run level",
+                         said["squared", -6.0])
+    assert by_lines and 4.5 <= float(by_lines.group(1)) <= 7.5, said["squared", -6.0]

@@ -94,7 +94,8 @@ def test_evaluate_reads_inkml_drawn_as_pictures(model_dir, inkml_dir, capsys):
     assert json.loads(out.out)["picture"] is None and scores[False]["photo"] is None
     for flags in (["--as-photo"], ["--as-photo", "--no-flatten"], ["--as-photo", "ruled"],
                   ["--as-photo", "ruled", "--keep-ruling"], ["--as-photo", "squared"],
-                  ["--as-photo", "squared", "--photo-tilt", "-5"]):
+                  ["--as-photo", "squared", "--photo-tilt", "-5"],
+                  ["--as-photo", "squared", "--photo-tilt", "-5", "--keep-tilt"], ["--as-photo", "plain", "--photo-tilt", "8"]):
         code, out = run_cli(args + ["--as-picture", "150,12", *flags], capsys)
         assert code == 0
         photo = json.loads(out.out)
@@ -102,8 +103,18 @@ def test_evaluate_reads_inkml_drawn_as_pictures(model_dir, inkml_dir, capsys):
         assert photo["photo"] == {"paper": flags[1] if len(flags) > 1 and flags[1] in PAPERS else "plain",
                                   "flatten": flattened,
                                   "remove_ruling": flattened and "--keep-ruling" not in flags,
-                                  "tilt": -5.0 if "--photo-tilt" in flags else 0.0}
+                                  "tilt": float(flags[flags.index("--photo-tilt") + 1]) if "--photo-tilt" in flags else 0.0,
+                                  "level": flattened and "--keep-tilt" not in flags}
         assert 0 <= photo["unreadable"] <= photo["n"] == len(SYNTHETIC) and KEYS <= set(photo)
+        # turned level where the photo was taken askew, and asked to: by the page's lines, or on plain paper by the
+        # writing (which may run a little askew even in a level photo); never where the lines lie level
+        if "--keep-tilt" in flags or "--no-flatten" in flags:
+            assert photo["turned"] == 0
+        elif "--photo-tilt" in flags:
+            assert photo["turned"] == photo["n"], (flags, photo["turned"])
+            assert photo["turned_by_writing"] == (photo["n"] if "plain" in flags else 0)
+        elif flags[1:] in (["ruled"], ["squared"]):
+            assert photo["turned"] == 0, (flags, photo["turned"])
     code, out = run_cli(args + ["--as-photo"], capsys)
     assert code == 2 and "--as-picture" in out.err
     code, out = run_cli(args + ["--as-picture", "150,12", "--photo-tilt", "5"], capsys)

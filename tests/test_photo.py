@@ -7,7 +7,8 @@ import pytest
 from PIL import Image, ImageFilter
 
 from fixtures import symbols_in_a_row
-from mathocr.photo import flatten_paper, paper_light, photo_of_paper, remove_ruling, ruling_lines, simulated_photo
+from mathocr.photo import (flatten_paper, level_writing, paper_light, photo_of_paper, remove_ruling, ruling_lines,
+                           simulated_photo, writing_slope)
 from mathocr.render import fit_bitmap, ink_array, light_paper, load_image, paper_image, render_strokes
 
 
@@ -26,7 +27,7 @@ def test_clean_paper_is_left_exactly_as_it_is():
     assert flatten_paper(clean) is clean and remove_ruling(clean) is clean  # nothing done, nothing copied
     report = {}
     assert np.array_equal(np.asarray(paper_image(clean, report=report)), np.asarray(clean))
-    assert report == {"inverted": False, "flattened": False, "ruling_removed": False}
+    assert report == {"inverted": False, "flattened": False, "ruling_removed": False, "turned": 0.0, "turned_by": None}
     assert np.array_equal(np.asarray(paper_image(clean.convert("RGB"))), np.asarray(clean))
     bar = np.full((40, 60), 255, np.uint8)
     bar[15:25, 10:50] = 0  # a thick stroke that fills a sixth of the picture is ink, not shadow
@@ -289,22 +290,61 @@ def test_lines_fading_before_the_edges_count_where_the_page_has_several_but_one_
 
 
 @pytest.mark.parametrize("paper,tilt", [("squared", 5.0), ("squared", -7.0), ("ruled", 6.0)])
-def test_a_photo_taken_askew_loses_its_lines_too(paper, tilt):
+def test_a_photo_taken_askew_loses_its_lines_and_is_turned_level(paper, tilt):
     # a phone held a little askew turns the page, lines and writing alike, beyond the 1.5 degrees the lines
-    # themselves may lie askew on the page: the lines are still found, at the photo's slope, and taken away
+    # themselves may lie askew on the page: the lines are still found, at the photo's slope, taken away, and the
+    # picture turned back by that slope, so that the writing is as level as the lines were on the page
     clean = formula_picture()
     photo = photo_of_paper(clean, 3, paper, tilt=tilt)
     assert photo.size != photo_of_paper(clean, 3, paper).size  # turned, so larger
     slope, lines = ruling_lines(np.asarray(flatten_paper(photo)))
     assert lines and abs(np.degrees(np.arctan(-slope)) - tilt) <= 1.6
-    want = model_input(clean.rotate(tilt, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255))
-    got = model_input(load_image(_png(photo)))
-    assert abs(got.shape[1] - want.shape[1]) <= 8, (got.shape, want.shape)
+    report = {}
+    got = model_input(load_image(_png(photo), report))
+    turned = report["turned"]
+    assert report["ruling_removed"] and turned == pytest.approx(np.degrees(np.arctan(slope)), abs=0.01)
+    # what is left askew is the lines' own tilt on the page: read as the clean picture turned by that much
+    want = model_input(clean.rotate(tilt + turned, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255))
+    assert abs(got.shape[1] - want.shape[1]) <= 8, (got.shape, want.shape)  # (a line's few pixels may stay)
     width = min(got.shape[1], want.shape[1])
     assert np.abs(got[:, :width] - want[:, :width]).mean() < 0.09
-    # turned further than lines are looked for, the lines stay (the test can fail)
-    askew = photo_of_paper(clean, 3, paper, tilt=tilt + np.sign(tilt) * 8)
-    assert not ruling_lines(np.asarray(flatten_paper(askew)))[1]
+    # not turned, the writing reaches the model askew: the clean picture as photographed (the test can fail)
+    kept = model_input(paper_image(photo, level=False))
+    askew = model_input(clean.rotate(tilt, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255))
+    assert abs(kept.shape[1] - askew.shape[1]) <= 8 and abs(kept.shape[1] - want.shape[1]) > 30
+    # turned further than lines are looked for, the lines stay, and so does the tilt
+    askew_photo = photo_of_paper(clean, 3, paper, tilt=tilt + np.sign(tilt) * 8)
+    assert not ruling_lines(np.asarray(flatten_paper(askew_photo)))[1]
+    report = {}
+    load_image(_png(askew_photo), report)
+    assert report["turned"] == 0.0
+
+
+def test_a_page_askew_is_turned_so_its_lines_run_level_and_one_nearly_level_is_not():
+    h, w = 200, 500
+    xs = np.arange(w)
+    for degrees, turned in ((4.0, True), (-6.0, True), (1.5, False)):
+        page = np.full((h, w), 255, np.uint8)
+        slope = -np.tan(np.radians(degrees))  # rising to the right for a page turned counter-clockwise
+        for row in (40, 100, 160):
+            rows = np.round(row + slope * (xs - w / 2)).astype(int)
+            ok = (rows >= 0) & (rows < h)
+            page[rows[ok], xs[ok]] = 170
+        bar = np.round(85 + slope * (xs - w / 2)).astype(int)  # a fraction bar written along the lines
+        for dy in range(4):
+            page[bar[150:350] + dy, xs[150:350]] = 0
+        report = {}
+        out = np.asarray(remove_ruling(Image.fromarray(page), level=True, report=report))
+        ys, cols = np.nonzero(out < 128)
+        assert cols.min() > 0 and cols.max() < out.shape[1] - 1  # the bar, and only the bar, is left
+        if turned:
+            assert report["turned"] == pytest.approx(-degrees, abs=0.2) and out.shape != page.shape
+            assert ys.max() - ys.min() <= 5  # level: its four rows, and a row of blur either side
+            assert (out[:, 0] == 255).all() and (out[0] == 255).all()  # the corners turned in are white
+        else:
+            assert report["turned"] == 0.0 and out.shape == page.shape
+        plain = remove_ruling(Image.fromarray(page))  # not asked to: as it was
+        assert plain.size == (w, h)
 
 
 def test_one_long_stroke_askew_is_not_a_ruling_but_one_light_line_is():
@@ -326,3 +366,54 @@ def test_one_long_stroke_askew_is_not_a_ruling_but_one_light_line_is():
     page[40:60, 60:64] = 0
     slope, lines = ruling_lines(page)
     assert len(lines) == 1 and slope == pytest.approx(0.09, abs=0.005)
+
+
+@pytest.mark.parametrize("tilt", [0.0, 4.0, -9.0])
+def test_the_writings_own_slope_is_found(tilt):
+    clean = formula_picture().rotate(tilt, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
+    assert writing_slope(np.asarray(clean)) == pytest.approx(tilt, abs=1.0)
+    assert writing_slope(np.full((60, 200), 255, np.uint8)) == 0.0  # no ink, no slope
+
+
+def test_a_formula_photographed_askew_on_plain_paper_is_turned_level_by_its_writing():
+    clean = formula_picture()
+    want = model_input(clean)
+    photo = photo_of_paper(clean, 4, "plain", tilt=8.0)
+    report = {}
+    got = model_input(paper_image(photo, writing=True, report=report))
+    assert report["turned_by"] == "writing" and report["turned"] == pytest.approx(-8.0, abs=1.0)
+    assert not report["ruling_removed"]
+    assert abs(got.shape[1] - want.shape[1]) <= 8, (got.shape, want.shape)
+    width = min(got.shape[1], want.shape[1])
+    assert np.abs(got[:, :width] - want[:, :width]).mean() < 0.09
+    # a symbol's strokes have slopes of their own: not turned unless asked (writing=False, the default)
+    report = {}
+    kept = model_input(paper_image(photo, report=report))
+    assert report["turned"] == 0.0 and report["turned_by"] is None and abs(kept.shape[1] - want.shape[1]) > 30
+    # nor with level=False
+    assert paper_image(photo, writing=True, level=False).size == paper_image(photo).size
+    # a level photo is left level; a clean picture (a scan, a screenshot) is never turned
+    report = {}
+    paper_image(photo_of_paper(clean, 4, "plain"), writing=True, report=report)
+    assert report["turned"] == 0.0
+    askew = clean.rotate(8.0, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
+    report = {}
+    assert paper_image(askew, writing=True, report=report).size == askew.size and report["turned"] == 0.0
+    # on squared paper the lines tell the slope, not the writing
+    report = {}
+    paper_image(photo_of_paper(clean, 4, "squared", tilt=8.0 - 1.5), writing=True, report=report)
+    assert report["turned_by"] == "lines"
+
+
+def test_level_writing_turns_only_beyond_its_threshold():
+    from mathocr.photo import WRITING_LEVEL_FROM
+
+    clean = formula_picture()
+    for tilt, turned in ((WRITING_LEVEL_FROM - 1.0, False), (WRITING_LEVEL_FROM + 2.0, True)):
+        askew = clean.rotate(tilt, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
+        report = {}
+        out = level_writing(askew, report)
+        assert (out is not askew) == turned and (report["turned"] != 0.0) == turned
+        if turned:
+            assert report["turned"] == pytest.approx(-tilt, abs=1.0) and out.size != askew.size
+            assert np.asarray(out)[0, 0] == 255  # the corners turned in are white

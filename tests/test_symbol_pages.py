@@ -8,6 +8,7 @@ it (``pages.common.canvas_state``). The pages load a small untrained model writt
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,8 @@ def test_an_upload_says_what_was_done_to_it_before_reading(model_dir, monkeypatc
     for name, image in (("clean.png", paper),
                         ("photo.png", simulated_photo(paper, np.random.default_rng(0))),
                         ("ruled.png", simulated_photo(paper, np.random.default_rng(0), ruling=np.random.default_rng(1))),
-                        ("squared.png", photo_of_paper(paper, 0, "squared"))):
+                        ("squared.png", photo_of_paper(paper, 0, "squared")),
+                        ("askew.png", photo_of_paper(paper, 0, "squared", tilt=6))):
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         at = symbols_page(model_dir, monkeypatch)
@@ -113,8 +115,11 @@ def test_an_upload_says_what_was_done_to_it_before_reading(model_dir, monkeypatc
         said[name] = " ".join(c.value for c in at.caption if c.value.startswith("Before reading it"))
     assert said["clean.png"] == ""
     assert "paper made white" in said["photo.png"] and "lines" not in said["photo.png"]
-    for lined in ("ruled.png", "squared.png"):
+    for lined in ("ruled.png", "squared.png", "askew.png"):
         assert "paper made white" in said[lined] and "lines of ruled or squared paper taken away" in said[lined]
+    assert "turned" not in said["squared.png"]
+    turned = re.search(r"turned (\d+\.\d)° clockwise, so that the paper's lines run level", said["askew.png"])
+    assert turned and 4.5 <= float(turned.group(1)) <= 7.5, said["askew.png"]  # 6, and the lines' own 1.5 on the page
 
 
 def test_a_file_that_is_not_an_image_gives_a_clear_message(model_dir, monkeypatch):

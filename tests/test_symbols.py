@@ -234,18 +234,25 @@ def test_evaluate_command_reads_inkml_drawn_as_pictures(trained_run, symbol_dirs
     assert main(args[:-3] + ["--as-picture", "150,12"]) == 0
     assert "150-pixel square picture with a 12-pixel pen" in capsys.readouterr().out
     for flags in (["--as-photo"], ["--as-photo", "--no-flatten"], ["--as-photo", "ruled"],
-                  ["--as-photo", "ruled", "--keep-ruling"], ["--as-photo", "squared"]):
+                  ["--as-photo", "ruled", "--keep-ruling"], ["--as-photo", "squared"],
+                  ["--as-photo", "squared", "--photo-tilt", "5"], ["--as-photo", "squared", "--photo-tilt", "5", "--keep-tilt"]):
         assert main(args + flags) == 0
         photo = json.loads(capsys.readouterr().out)
         flattened = "--no-flatten" not in flags
         assert photo["photo"] == {"paper": flags[1] if len(flags) > 1 and flags[1] in PAPERS else "plain",
                                   "flatten": flattened,
-                                  "remove_ruling": flattened and "--keep-ruling" not in flags}
+                                  "remove_ruling": flattened and "--keep-ruling" not in flags,
+                                  "tilt": 5.0 if "--photo-tilt" in flags else 0.0,
+                                  "level": flattened and "--keep-ruling" not in flags and "--keep-tilt" not in flags}
         assert photo["n"] == symbol_dirs["counts"]["test"] and 0 <= photo["top1"] <= photo["top5"] <= 1
     assert main(args[:-3] + ["--as-picture", "150,12", "--as-photo"]) == 0
     assert "made a phone's photo of plain paper (paper flattened)" in capsys.readouterr().out
     assert main(args[:-3] + ["--as-picture", "150,12", "--as-photo", "ruled", "--keep-ruling"]) == 0
     assert "made a phone's photo of ruled paper (paper flattened, lines kept)" in capsys.readouterr().out
+    assert main(args[:-3] + ["--as-picture", "150,12", "--as-photo", "ruled", "--photo-tilt", "4", "--keep-tilt"]) == 0
+    assert ("photo of ruled paper (paper flattened, taken 4 degrees askew, not turned level)"
+            in capsys.readouterr().out)
+    assert main(args + ["--photo-tilt", "4"]) == 2 and "--as-photo" in capsys.readouterr().err
     assert main(args[:-2] + ["--as-photo"]) == 2 and "--as-picture" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(args[:-1] + ["tall"])
