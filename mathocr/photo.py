@@ -39,7 +39,7 @@ DEGREE = 3
 # RULE_DARK, gaps up to RULE_GAP pixels bridged) over at least RULE_COVER of the picture's width and reaching
 # within RULE_EDGE of its width of both its edges; or, where the page has two lines or more, within RULE_LOOSE
 # times that, if no thicker than RULE_THIN rows (a photo's lines fade towards its corners; writing is thicker).
-RULE_MAX_TILT = 8.0
+RULE_MAX_TILT = 10.0
 RULE_DARK = 235
 RULE_COVER = 0.45
 RULE_EDGE = 0.02
@@ -197,6 +197,8 @@ def ruling_lines(values: np.ndarray, edge: float | None = None) -> tuple[float, 
             first -= 1
         while last + 1 < len(row_counts) and row_counts[last + 1] >= 0.5 * peak and last - first < 8:
             last += 1
+        if lines and first - reach <= lines[-1][1]:  # grown into the line before: the same line, counted once
+            continue
         on_line = (order >= first) & (order <= last)
         core = int(band[len(band) // 2])
         gap = max(xs[on_line].min() - enters[core], leaves[core] - xs[on_line].max())

@@ -312,12 +312,19 @@ def test_a_photo_taken_askew_loses_its_lines_and_is_turned_level(paper, tilt):
     kept = model_input(paper_image(photo, level=False))
     askew = model_input(clean.rotate(tilt, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255))
     assert abs(kept.shape[1] - askew.shape[1]) <= 8 and abs(kept.shape[1] - want.shape[1]) > 30
-    # turned further than lines are looked for, the lines stay, and so does the tilt
-    askew_photo = photo_of_paper(clean, 3, paper, tilt=tilt + np.sign(tilt) * 8)
+    # turned further than lines are looked for (RULE_MAX_TILT, 10 degrees), the lines stay, and so does the tilt
+    askew_photo = photo_of_paper(clean, 3, paper, tilt=tilt + np.sign(tilt) * 10)
     assert not ruling_lines(np.asarray(flatten_paper(askew_photo)))[1]
     report = {}
     load_image(_png(askew_photo), report)
     assert report["turned"] == 0.0
+
+
+def test_a_line_is_counted_once():
+    # a squared page 13 degrees askew, beyond the search: rows lined up along the grid's crossings at the steepest
+    # slope grew into each other and were counted twice (two "lines" where there was one band)
+    _, lines = ruling_lines(np.asarray(flatten_paper(photo_of_paper(formula_picture(), 3, "squared", tilt=13.0))))
+    assert all(last < first_next for (_, last), (first_next, _) in zip(lines, lines[1:])), lines
 
 
 def test_a_page_askew_is_turned_so_its_lines_run_level_and_one_nearly_level_is_not():
