@@ -182,4 +182,4 @@ def test_a_photo_taken_askew_is_turned_level_and_the_page_says_by_what(model_dir
     assert by_writing and 6.5 <= float(by_writing.group(1)) <= 9.5, said["plain", 8.0]
     by_lines = re.search(r"turned (\d+\.\d)° counter-clockwise, so that the paper's lines run level",
                          said["squared", -6.0])
-    assert by_lines and 4.5 <= float(by_lines.group(1)) <= 7.5, said["squared", -6.0]
+    assert by_lines and 4.0 <= float(by_lines.group(1)) <= 8.0, said["squared", -6.0]  # 6, and the lines' own 1.5

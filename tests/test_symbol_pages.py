@@ -119,7 +119,8 @@ def test_an_upload_says_what_was_done_to_it_before_reading(model_dir, monkeypatc
         assert "paper made white" in said[lined] and "lines of ruled or squared paper taken away" in said[lined]
     assert "turned" not in said["squared.png"]
     turned = re.search(r"turned (\d+\.\d)° clockwise, so that the paper's lines run level", said["askew.png"])
-    assert turned and 4.5 <= float(turned.group(1)) <= 7.5, said["askew.png"]  # 6, and the lines' own 1.5 on the page
+    # 6 degrees, less the lines' own tilt on the page (1.37 for this seed), found to a few tenths on a small photo
+    assert turned and 4.0 <= float(turned.group(1)) <= 5.2, said["askew.png"]
 
 
 def test_a_file_that_is_not_an_image_gives_a_clear_message(model_dir, monkeypatch):
